@@ -1,0 +1,36 @@
+"""tfod-seg: annotated images to a deployed Mask R-CNN instance-segmentation model on TensorFlow.
+
+Exact versions for reproducible installs live in `constraints.txt`; `make demo` / `make test`
+install with `pip install -c constraints.txt -e .[test]`.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="tfod-seg",
+    version="0.1.0",
+    description="Annotations to TFRecords, Mask R-CNN configs, training, evaluation, export and inference on TensorFlow",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10,<3.13",
+    packages=find_packages(include=["tfod_seg", "tfod_seg.*"]),
+    install_requires=[
+        "tensorflow~=2.20.0",
+        # Brings opencv-python-headless; never add opencv-python beside it (two cv2 builds conflict).
+        "tf-models-official~=2.20.0",
+        "pycocotools>=2.0.7",
+        "lxml>=5",
+        "matplotlib>=3.8",
+        "protobuf>=4.21",
+        "tqdm>=4.66",
+        "pillow>=10",
+        "numpy>=1.26",
+        "pyyaml>=6",
+        "tensorboard>=2.20",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6.100", "pytest-timeout>=2.3"],
+    },
+    entry_points={"console_scripts": ["tfod-seg=tfod_seg.cli:main"]},
+    include_package_data=True,
+)

@@ -1,0 +1,10 @@
+"""Shared pytest set-up. Markers are registered here so the top level stays as the brief fixes it."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: trains a model or builds an environment (minutes)")
+    config.addinivalue_line("markers", "tfod: needs the TFOD2 environment (.venv-tfod); run by `make test-tfod`")

@@ -1,0 +1,235 @@
+"""TFOD2 label maps (`label_map.pbtxt`): read, validate, write.
+
+Format (TFOD2 `StringIntLabelMap` in protobuf text format)::
+
+    item {
+      id: 1
+      name: 'car'
+      display_name: 'Car'
+    }
+
+Ids start at 1 (0 is the background class in TFOD2). Duplicate ids or names, ids below 1
+and gaps are reported with the file and line. Gaps are allowed only when ``allow_gaps`` is
+set (COCO's own 91-id map has gaps; tfod-seg's converters always write contiguous ids).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from typing import Dict, Iterable, List, Optional, Sequence
+
+from tfod_seg.errors import LabelMapError
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelItem:
+    id: int
+    name: str
+    display_name: Optional[str] = None
+    line: Optional[int] = None  # where it was read from, for error messages
+
+    @property
+    def shown(self) -> str:
+        return self.display_name or self.name
+
+
+class LabelMap:
+    """An ordered id → class mapping. Ids are the TFRecord `class/label` values (1..N)."""
+
+    def __init__(self, items: Iterable[LabelItem], path: Optional[str] = None, allow_gaps: bool = False):
+        self.path = path
+        self.items: List[LabelItem] = sorted(items, key=lambda it: it.id)
+        where = path or "<label map>"
+        if not self.items:
+            raise LabelMapError(f"{where}: label map has no items, expected at least one 'item {{ id: 1 name: ... }}'")
+        seen_ids: Dict[int, LabelItem] = {}
+        seen_names: Dict[str, LabelItem] = {}
+        for it in self.items:
+            at = f"{where}:{it.line}" if it.line else where
+            if it.id < 1:
+                raise LabelMapError(f"{at}: item '{it.name}' has id {it.id}; ids start at 1 (0 is the background)")
+            if it.id in seen_ids:
+                raise LabelMapError(f"{at}: duplicate id {it.id} (also used by '{seen_ids[it.id].name}')")
+            if it.name in seen_names:
+                raise LabelMapError(f"{at}: duplicate name '{it.name}' (ids {seen_names[it.name].id} and {it.id})")
+            seen_ids[it.id] = it
+            seen_names[it.name] = it
+        if not allow_gaps:
+            expected = list(range(1, len(self.items) + 1))
+            got = [it.id for it in self.items]
+            if got != expected:
+                missing = sorted(set(expected) - set(got))
+                raise LabelMapError(
+                    f"{where}: ids must be contiguous 1..{len(self.items)}; missing {missing[:10]} "
+                    f"(ids present: {got[:20]}{'...' if len(got) > 20 else ''})"
+                )
+        self._by_name = seen_names
+        self._by_id = seen_ids
+
+    # -- lookups -------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._by_name
+
+    @property
+    def names(self) -> List[str]:
+        return [it.name for it in self.items]
+
+    @property
+    def max_id(self) -> int:
+        return self.items[-1].id
+
+    def id_of(self, name: str) -> int:
+        return self._by_name[name].id
+
+    def name_of(self, id_: int) -> str:
+        return self._by_id[id_].name
+
+    def get(self, id_: int) -> Optional[LabelItem]:
+        return self._by_id.get(id_)
+
+    def to_dict(self) -> Dict[int, str]:
+        return {it.id: it.name for it in self.items}
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, LabelMap) and [(i.id, i.name, i.display_name) for i in self] == [
+            (i.id, i.name, i.display_name) for i in other
+        ]
+
+    def __repr__(self) -> str:
+        return f"LabelMap({self.to_dict()!r})"
+
+    # -- construction --------------------------------------------------------------------
+    @classmethod
+    def from_names(cls, names: Sequence[str], display_names: Optional[Dict[str, str]] = None) -> "LabelMap":
+        """Contiguous ids 1..N in the given order."""
+        display_names = display_names or {}
+        return cls([LabelItem(i + 1, n, display_names.get(n)) for i, n in enumerate(names)])
+
+    def to_pbtxt(self) -> str:
+        out = []
+        for it in self.items:
+            out.append("item {")
+            out.append(f"  id: {it.id}")
+            out.append(f"  name: {_quote(it.name)}")
+            if it.display_name:
+                out.append(f"  display_name: {_quote(it.display_name)}")
+            out.append("}")
+        return "\n".join(out) + "\n"
+
+    def write(self, path: str | os.PathLike) -> None:
+        from tfod_seg.io import atomic_write_text
+
+        atomic_write_text(path, self.to_pbtxt())
+
+
+def _quote(s: str) -> str:
+    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<comment>\#[^\n]*) |
+        (?P<str>'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*") |
+        (?P<punct>[{}:;,]) |
+        (?P<word>[A-Za-z_][A-Za-z0-9_]*) |
+        (?P<num>[-+]?[0-9][0-9.eE+-]*)
+    )""",
+    re.VERBOSE,
+)
+
+
+def _unquote(tok: str) -> str:
+    body = tok[1:-1]
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
+
+
+def parse_label_map(text: str, path: Optional[str] = None, allow_gaps: bool = False) -> LabelMap:
+    """Parse `label_map.pbtxt` text; errors name ``path:line``."""
+    where = path or "<label map>"
+    tokens = []  # (kind, value, line)
+    pos, line = 0, 1
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            if text[pos:].strip() == "":
+                break
+            line_at = text.count("\n", 0, pos) + 1
+            snippet = text[pos:].strip().splitlines()[0][:40]
+            raise LabelMapError(f"{where}:{line_at}: cannot parse near {snippet!r}")
+        kind = m.lastgroup
+        value = m.group(kind)
+        tok_line = text.count("\n", 0, m.start(kind)) + 1
+        pos = m.end()
+        if kind != "comment":
+            tokens.append((kind, value, tok_line))
+    items: List[LabelItem] = []
+    i = 0
+
+    def expect(kind_or_value, what):
+        nonlocal i
+        if i >= len(tokens):
+            raise LabelMapError(f"{where}: unexpected end of file, expected {what}")
+        k, v, ln = tokens[i]
+        if kind_or_value not in (k, v):
+            raise LabelMapError(f"{where}:{ln}: expected {what}, got {v!r}")
+        i += 1
+        return v, ln
+
+    while i < len(tokens):
+        word, ln = expect("word", "'item'")
+        if word != "item":
+            raise LabelMapError(f"{where}:{ln}: expected 'item', got {word!r}")
+        if i < len(tokens) and tokens[i][1] == ":":
+            i += 1
+        expect("{", "'{'")
+        fields: Dict[str, object] = {}
+        item_line = ln
+        while i < len(tokens) and tokens[i][1] != "}":
+            key, kln = expect("word", "a field name (id, name, display_name)")
+            expect(":", "':'")
+            if i >= len(tokens):
+                raise LabelMapError(f"{where}:{kln}: field '{key}' has no value")
+            k, v, vln = tokens[i]
+            i += 1
+            if key == "id":
+                if k != "num" or not re.fullmatch(r"[-+]?\d+", v):
+                    raise LabelMapError(f"{where}:{vln}: id must be an integer, got {v!r}")
+                fields["id"] = int(v)
+            elif key in ("name", "display_name"):
+                if k != "str":
+                    raise LabelMapError(f"{where}:{vln}: {key} must be a quoted string, got {v!r}")
+                fields[key] = _unquote(v)
+            else:
+                # Other StringIntLabelMapItem fields (keypoints, frequency, ...) are legal; skip scalars.
+                if k not in ("num", "str", "word"):
+                    raise LabelMapError(f"{where}:{vln}: unsupported value for field '{key}': {v!r}")
+            if i < len(tokens) and tokens[i][1] in (";", ","):
+                i += 1
+        expect("}", "'}' closing the item")
+        if "id" not in fields:
+            raise LabelMapError(f"{where}:{item_line}: item has no 'id'")
+        if "name" not in fields and "display_name" not in fields:
+            raise LabelMapError(f"{where}:{item_line}: item {fields['id']} has neither 'name' nor 'display_name'")
+        name = fields.get("name") or fields["display_name"]
+        items.append(LabelItem(int(fields["id"]), str(name), fields.get("display_name"), item_line))
+    return LabelMap(items, path=path, allow_gaps=allow_gaps)
+
+
+def read_label_map(path: str | os.PathLike, allow_gaps: bool = False) -> LabelMap:
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise LabelMapError(f"{path}: label map file not found") from None
+    except UnicodeDecodeError as e:
+        raise LabelMapError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
+    return parse_label_map(text, path=path, allow_gaps=allow_gaps)
