@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Build the TFOD2 environment `.venv-tfod` (TF 2.15 + the TFOD2 source snapshot), separate from
+# the default `.venv` (TF 2.20 + Model Garden). Idempotent: an existing environment whose stamp
+# matches this script, the pins and setup.py is reused as it is (a cached environment).
+#
+#   tools/setup_tfod_env.sh            # or: make tfod-env
+#   TFOD_VENV=/opt/venv-tfod tools/setup_tfod_env.sh
+#
+# Pins: tools/constraints-tfod.txt (frozen from a working install, so two installs match).
+# Why this stack (measured, see README section `tfod`):
+#   - `tf-object-detection-api==0.1` is a late-2022 snapshot of the TFOD2 source with generated
+#     protos; installed with --no-deps because its declared apache-beam/avro-python3 are only
+#     needed by dataset tools, not to train, evaluate or export.
+#   - TF 2.15.1 + tf-models-official 2.15.0 import on Python 3.11 (2.12 does not).
+#   - The snapshot still calls control_flow_ops.case/cond/while_loop, moved in TF 2.15: the
+#     launcher (tfod_seg/engines/tfod/launcher.py) aliases them at run time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3.11}
+VENV=${TFOD_VENV:-.venv-tfod}
+PINS=tools/constraints-tfod.txt
+STAMP="$VENV/.tfod-seg-stamp"
+
+want=$(cat "$0" "$PINS" setup.py | sha256sum | cut -d' ' -f1)
+
+check() {
+    "$VENV/bin/python" - <<'PY' 2>/dev/null
+import importlib.util, sys
+for name in ("tensorflow", "object_detection", "tf_slim", "pycocotools", "pytest", "tfod_seg"):
+    if importlib.util.find_spec(name) is None:
+        sys.exit(1)
+PY
+}
+
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && check; then
+    echo "tfod-env: reusing $VENV (stamp matches $PINS)"
+    exit 0
+fi
+
+echo "tfod-env: building $VENV with $PYTHON (downloads TF 2.15, takes minutes)"
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+# pip warns once per package about index locations missing on this machine: keep the log readable.
+quiet() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+quiet "${PIP[@]}" install -q --upgrade "pip>=24"
+
+# 1. The TF 2.15 stack with its dependencies, pinned.
+quiet "${PIP[@]}" install -q -c "$PINS" \
+    tensorflow==2.15.1 tf-models-official==2.15.0 tf-keras==2.15.1 tensorflow-io==0.37.1 \
+    tf-slim pycocotools scipy pandas contextlib2 lxml matplotlib pillow six Cython \
+    pyparsing==2.4.7 \
+    tqdm pyyaml opencv-python-headless pytest pytest-timeout hypothesis
+# 2. The TFOD2 source snapshot, without its declared (unneeded) dependencies; lvis (imported by
+#    TFOD2's evaluation code) also without its own, which would add opencv-python beside the
+#    opencv-python-headless that tf-models-official brings (two cv2 builds overwrite each other).
+quiet "${PIP[@]}" install -q --no-deps -c "$PINS" tf-object-detection-api==0.1 lvis
+# 3. This package, editable, without its TF 2.20 dependencies.
+quiet "${PIP[@]}" install -q --no-deps -e .
+
+check || { echo "tfod-env: $VENV is incomplete after install" >&2; exit 1; }
+echo "$want" > "$STAMP"
+echo "tfod-env: ready: $VENV/bin/python"
