@@ -1,0 +1,104 @@
+"""Per-image conversions of `Detections` into the output formats of `tfod-seg infer`.
+
+* COCO results (`coco_results`): ``{"image_id", "category_id", "bbox": [x, y, w, h]
+  (absolute pixels), "score", "segmentation": RLE}`` with the RLE ``counts`` as a str, the
+  list `pycocotools.coco.COCO.loadRes` takes.
+* LabelMe shapes (`labelme_shapes`): one ``polygon`` per connected part of each instance
+  (OpenCV ``findContours`` along the pixels' outer edges, see `mask_to_polygons`); parts
+  of one instance share a ``group_id`` so readers merge them back into one instance.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+
+def encode_rle(mask: np.ndarray) -> Dict:
+    """COCO RLE of a 2-D 0/1 mask, ``counts`` decoded to str (JSON-ready)."""
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle
+
+
+def coco_results(det, image_id: int) -> List[Dict]:
+    """COCO results entries for one image's `Detections` (box-only models: no segmentation)."""
+    out = []
+    boxes = det.coco_boxes()
+    for k in range(len(det)):
+        entry = {
+            "image_id": int(image_id),
+            "category_id": int(det.classes[k]),
+            "bbox": [round(float(v), 2) for v in boxes[k]],
+            "score": round(float(det.scores[k]), 5),
+        }
+        if det.masks is not None:
+            entry["segmentation"] = encode_rle(det.masks[k])
+            entry["area"] = int(det.masks[k].sum())
+        out.append(entry)
+    return out
+
+
+def mask_to_polygons(mask: np.ndarray, epsilon: float = 0.5, min_points: int = 3) -> Tuple[List[List[Tuple[float, float]]], int]:
+    """Outer contours of a 0/1 mask as lists of ``(x, y)`` points; also the number of parts
+    dropped because they had fewer than ``min_points`` points.
+
+    The polygon follows the pixels' outer edges, not their centres: the mask is traced at twice
+    the resolution and points are mapped back to ``(u + 0.5) / 2``, a quarter pixel inside the
+    edge. Rasterising the polygon again (pycocotools or LabelMe: a pixel is inside when its
+    centre is) then gives back the same pixels, instead of losing a half-pixel rim.
+    ``epsilon`` (pixels) simplifies the outline with Douglas-Peucker.
+    """
+    import cv2
+
+    ys, xs = np.nonzero(mask)
+    if not len(xs):
+        return [], 0
+    y0, x0 = int(ys.min()), int(xs.min())
+    crop = np.ascontiguousarray(mask[y0:int(ys.max()) + 1, x0:int(xs.max()) + 1], dtype=np.uint8)
+    big = cv2.resize(crop, (crop.shape[1] * 2, crop.shape[0] * 2), interpolation=cv2.INTER_NEAREST)
+    big = cv2.copyMakeBorder(big, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    contours, _ = cv2.findContours(big, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    polys, dropped = [], 0
+    for c in contours:
+        if epsilon > 0 and len(c) > 8:
+            c = cv2.approxPolyDP(c, 2 * epsilon, True)
+        pts = c.reshape(-1, 2).astype(np.float64)
+        if len(pts) < min_points:
+            dropped += 1
+            continue
+        pts = (pts - 1 + 0.5) / 2.0 + (x0, y0)
+        polys.append([(round(float(x), 2), round(float(y), 2)) for x, y in pts])
+    return polys, dropped
+
+
+def labelme_shapes(det, names: Sequence[str]) -> Tuple[List[Dict], int]:
+    """LabelMe shape dicts for `Detections` (polygons from masks, rectangles for a box-only
+    model) and the number of instances that produced no polygon (counted, not hidden)."""
+    shapes, empty = [], 0
+    boxes = det.pixel_boxes()
+    for k in range(len(det)):
+        flags = {}
+        base = {"label": names[k], "group_id": k + 1, "description": f"score={float(det.scores[k]):.3f}",
+                "flags": flags}
+        if det.masks is None:
+            x0, y0, x1, y1 = (float(v) for v in boxes[k])
+            shapes.append(dict(base, points=[[x0, y0], [x1, y1]], shape_type="rectangle"))
+            continue
+        polys, _ = mask_to_polygons(det.masks[k])
+        if not polys:
+            empty += 1
+            continue
+        for poly in polys:
+            shapes.append(dict(base, points=[[x, y] for x, y in poly], shape_type="polygon"))
+    return shapes, empty
+
+
+def category_list(label_map, class_ids: Optional[Sequence[int]] = None) -> List[Dict]:
+    """COCO ``categories`` from a label map (or ``class_<id>`` names for ids without one)."""
+    if label_map is not None:
+        return [{"id": it.id, "name": it.name, "supercategory": "none"} for it in label_map]
+    return [{"id": int(i), "name": f"class_{int(i)}", "supercategory": "none"} for i in sorted(set(class_ids or ()))]
