@@ -1,0 +1,293 @@
+"""Score predictions against ground truth: `score_model` (an export on TFRecords) and
+`score_files` (a COCO ground-truth JSON and a COCO results JSON).
+
+Writes to ``out_dir``:
+
+    metrics.json        {"bbox": {AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl},
+                         "segm": {...}, "per_class": {name: {"id", "num_gt", "num_det",
+                         "bbox": {AP, AP50, AP75}, "segm": {...}, "best_f1": {"bbox", "segm"}}}}
+    per_class.csv       the per-class AP table
+    pr_curves.csv       iou_type, iou, class, recall, precision, score (COCO's 101 recall points)
+    pr_{segm,bbox}_iou{50,75}.png   per-class and overall precision-recall curves
+    thresholds.csv      best-F1 score threshold per class (IoU 0.5)
+    confusion.csv/.png  class confusion among matched detections, with missed and spurious
+    report.md           the table and the plots
+    gt.json, results.json  (score_model only) the ground truth and predictions, for score_files
+
+COCO gives -1 for a metric with no ground truth in range (e.g. APs without small objects);
+metrics.json keeps -1 there. Without masks in the ground truth or predictions, ``segm`` holds
+-1 everywhere and the report says why.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from tfod_seg.errors import UserError
+from tfod_seg.evaluation.coco_metrics import (IOU_TYPES, PR_IOUS, STAT_NAMES, best_f1, confusion_matrix, load_results,
+                                              per_class_ap, pr_curves, quiet, run_cocoeval, stats_by_name)
+
+log = logging.getLogger(__name__)
+
+
+def _read_json(path, what: str):
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise UserError(f"{path}: {what} file not found") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}); expected {what}") from None
+
+
+def _check_gt(doc, path: str) -> None:
+    if not isinstance(doc, dict):
+        raise UserError(f"{path}: expected a COCO dataset object with 'images', 'annotations', 'categories', got {type(doc).__name__}")
+    missing = [k for k in ("images", "annotations", "categories") if k not in doc]
+    if missing:
+        raise UserError(f"{path}: COCO ground truth lacks {missing}; expected 'images', 'annotations', 'categories'")
+    if not doc["categories"]:
+        raise UserError(f"{path}: 'categories' is empty; expected at least one {{'id', 'name'}}")
+
+
+def _check_results(results, gt_doc, path: str) -> List[Dict]:
+    if isinstance(results, dict) and "annotations" in results:
+        results = results["annotations"]  # a COCO-format file holding predictions
+    if not isinstance(results, list):
+        raise UserError(f"{path}: expected a JSON list of COCO results "
+                        "({'image_id', 'category_id', 'bbox', 'score', 'segmentation'}), got {type(results).__name__}")
+    image_ids = {int(im["id"]) for im in gt_doc["images"]}
+    for i, r in enumerate(results):
+        for key in ("image_id", "category_id", "score"):
+            if key not in r:
+                raise UserError(f"{path}: result #{i} has no '{key}'")
+        if "bbox" not in r and "segmentation" not in r:
+            raise UserError(f"{path}: result #{i} has neither 'bbox' nor 'segmentation'")
+        if int(r["image_id"]) not in image_ids:
+            raise UserError(f"{path}: result #{i} has image_id {r['image_id']}, which is not in the ground truth "
+                            f"({len(image_ids)} images, ids {min(image_ids, default=None)}..{max(image_ids, default=None)})")
+    return results
+
+
+def _gt_coco(doc):
+    from pycocotools.coco import COCO
+
+    gt = COCO()
+    gt.dataset = doc
+    quiet(gt.createIndex)
+    return gt
+
+
+def _prepare_results(results: List[Dict], gt_doc) -> List[Dict]:
+    """pycocotools wants bbox for 'bbox' eval and segmentation for 'segm'; derive boxes from
+    RLE masks when missing and drop area so it is recomputed consistently."""
+    from pycocotools import mask as mask_utils
+
+    out = []
+    for r in results:
+        r = dict(r)
+        seg = r.get("segmentation")
+        if isinstance(seg, dict) and isinstance(seg.get("counts"), str):
+            seg = dict(seg, counts=seg["counts"])  # pycocotools handles str counts itself
+            r["segmentation"] = seg
+        if "bbox" not in r and isinstance(seg, dict):
+            rle = dict(seg, counts=seg["counts"].encode("ascii") if isinstance(seg["counts"], str) else seg["counts"])
+            r["bbox"] = [float(v) for v in mask_utils.toBbox(rle)]
+        out.append(r)
+    return out
+
+
+def score_files(gt_json, predictions_json, out_dir, *, confusion_min_score: float = 0.5) -> Dict:
+    """Score a COCO results JSON against a COCO ground-truth JSON; write the files listed in
+    the module docstring to ``out_dir``; return the metrics.json content."""
+    gt_doc = _read_json(gt_json, "COCO ground-truth JSON")
+    _check_gt(gt_doc, os.fspath(gt_json))
+    results = _check_results(_read_json(predictions_json, "COCO results JSON"), gt_doc, os.fspath(predictions_json))
+    return score_coco(gt_doc, results, out_dir, confusion_min_score=confusion_min_score)
+
+
+def score_coco(gt_doc: Dict, results: List[Dict], out_dir, *, confusion_min_score: float = 0.5,
+               extra_notes: Optional[List[str]] = None) -> Dict:
+    """Score in-memory COCO ground truth and results (see `score_files`)."""
+    from tfod_seg.evaluation.plots import plot_confusion, plot_pr_curves
+    from tfod_seg.io import atomic_write_json, atomic_write_text
+
+    out_dir = os.fspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    notes = list(extra_notes or [])
+    gt = _gt_coco(gt_doc)
+    cat_ids = sorted(gt.getCatIds())
+    names = {c["id"]: c["name"] for c in gt_doc["categories"]}
+    unknown = [r for r in results if int(r["category_id"]) not in names]
+    if unknown:
+        notes.append(f"{len(unknown)} prediction(s) have category ids not in the ground truth "
+                     f"({sorted({int(r['category_id']) for r in unknown})[:10]}); they count for nothing")
+    results = _prepare_results(results, gt_doc)
+    gt_has_masks = bool(gt_doc["annotations"]) and all("segmentation" in a for a in gt_doc["annotations"])
+    dt_has_masks = all("segmentation" in r for r in results)
+    evals = {}
+    metrics: Dict = {}
+    for iou_type in IOU_TYPES:
+        if iou_type == "segm" and not (gt_has_masks and dt_has_masks):
+            why = "the ground truth has no masks" if not gt_has_masks else "the predictions have no masks"
+            notes.append(f"segm metrics not computed: {why}")
+            metrics["segm"] = {n: -1.0 for n in STAT_NAMES}
+            continue
+        use = results if iou_type == "segm" else [{k: v for k, v in r.items() if k != "segmentation"} for r in results]
+        dt = load_results(gt, use)
+        ev = run_cocoeval(gt, dt, iou_type)
+        evals[iou_type] = ev
+        metrics[iou_type] = stats_by_name(ev)
+
+    # Per class table, PR curves, thresholds.
+    num_gt = {c: 0 for c in cat_ids}
+    for a in gt_doc["annotations"]:
+        if not a.get("iscrowd"):
+            num_gt[int(a["category_id"])] = num_gt.get(int(a["category_id"]), 0) + 1
+    num_det = {c: 0 for c in cat_ids}
+    for r in results:
+        if int(r["category_id"]) in num_det:
+            num_det[int(r["category_id"])] += 1
+    per_class: Dict[str, Dict] = {}
+    for c in cat_ids:
+        per_class[names[c]] = {"id": c, "num_gt": num_gt.get(c, 0), "num_det": num_det.get(c, 0)}
+    curves_rows = []
+    plots = []
+    for iou_type, ev in evals.items():
+        ap = per_class_ap(ev)
+        for c in cat_ids:
+            per_class[names[c]][iou_type] = ap.get(c, {"AP": -1.0, "AP50": -1.0, "AP75": -1.0})
+        for iou in PR_IOUS:
+            curves = pr_curves(ev, iou)
+            tag = f"iou{int(round(iou * 100))}"
+            path = os.path.join(out_dir, f"pr_{iou_type}_{tag}.png")
+            plot_pr_curves(curves, names, f"{'mask' if iou_type == 'segm' else 'box'} precision-recall, IoU {iou:.2f}", path)
+            plots.append(path)
+            for cid, cv in curves.items():
+                cname = "all" if cid == "all" else names[cid]
+                for r_, p_, s_ in zip(cv["recall"], cv["precision"], cv["score"]):
+                    curves_rows.append([iou_type, iou, cname, round(float(r_), 4), round(float(p_), 6),
+                                        "" if np.isnan(s_) else round(float(s_), 6)])
+            if iou == 0.5:
+                for c in cat_ids:
+                    per_class[names[c]].setdefault("best_f1", {})[iou_type] = best_f1(curves[c]) if c in curves else None
+    for c in cat_ids:
+        per_class[names[c]].setdefault("best_f1", {})
+        for iou_type in IOU_TYPES:
+            per_class[names[c]]["best_f1"].setdefault(iou_type, None)
+            per_class[names[c]].setdefault(iou_type, {"AP": -1.0, "AP50": -1.0, "AP75": -1.0})
+
+    cm_type = "segm" if "segm" in evals else "bbox"
+    cm = confusion_matrix(gt, results, cat_ids, iou_type=cm_type, min_score=confusion_min_score)
+    cm_labels = [names[c] for c in cat_ids] + ["background"]
+    plot_confusion(cm, cm_labels, f"confusion ({'mask' if cm_type == 'segm' else 'box'} IoU >= 0.5, score >= "
+                   f"{confusion_min_score})", os.path.join(out_dir, "confusion.png"))
+
+    result = {"bbox": metrics["bbox"], "segm": metrics["segm"], "per_class": per_class}
+    atomic_write_json(os.path.join(out_dir, "metrics.json"), result)
+    atomic_write_text(os.path.join(out_dir, "pr_curves.csv"),
+                      _csv(["iou_type", "iou", "class", "recall", "precision", "score"], curves_rows))
+    atomic_write_text(os.path.join(out_dir, "per_class.csv"), _csv(
+        ["class", "id", "num_gt", "num_det"] + [f"{t}_{m}" for t in IOU_TYPES for m in ("AP", "AP50", "AP75")],
+        [[n, d["id"], d["num_gt"], d["num_det"]] + [d[t][m] for t in IOU_TYPES for m in ("AP", "AP50", "AP75")]
+         for n, d in per_class.items()]))
+    atomic_write_text(os.path.join(out_dir, "thresholds.csv"), _csv(
+        ["class", "iou_type", "threshold", "f1", "precision", "recall"],
+        [[n, t, *(d["best_f1"][t][k] for k in ("threshold", "f1", "precision", "recall"))]
+         for n, d in per_class.items() for t in IOU_TYPES if d["best_f1"].get(t)]))
+    atomic_write_text(os.path.join(out_dir, "confusion.csv"),
+                      _csv(["true \\ predicted"] + cm_labels, [[lab] + cm[i].tolist() for i, lab in enumerate(cm_labels)]))
+    atomic_write_text(os.path.join(out_dir, "report.md"),
+                      _report(result, cm, cm_labels, cm_type, confusion_min_score, plots, out_dir, notes,
+                              len(gt_doc["images"]), len(results)))
+    return result
+
+
+def _csv(header, rows) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None or v < 0 else f"{v:.3f}"
+
+
+def _report(result, cm, cm_labels, cm_type, cm_score, plots, out_dir, notes, n_images, n_results) -> str:
+    lines = ["# Evaluation report", "", f"{n_images} images, {n_results} predictions.", ""]
+    lines += ["## COCO metrics", "", "| | " + " | ".join(STAT_NAMES) + " |", "|---" * (len(STAT_NAMES) + 1) + "|"]
+    for t, label in (("segm", "mask"), ("bbox", "box")):
+        lines.append(f"| {label} | " + " | ".join(_fmt(result[t][n]) for n in STAT_NAMES) + " |")
+    lines += ["", "n/a: no ground truth in that range (COCO's -1).", "", "## Per class", "",
+              "| class | GT | predictions | mask AP | mask AP50 | mask AP75 | box AP | box AP50 | box AP75 | best-F1 threshold (mask, IoU 0.5) |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, d in result["per_class"].items():
+        bf = d["best_f1"].get("segm") or d["best_f1"].get("bbox")
+        thr = f"{bf['threshold']:.3f} (F1 {bf['f1']:.3f}, P {bf['precision']:.2f}, R {bf['recall']:.2f})" if bf else "n/a"
+        lines.append(f"| {name} | {d['num_gt']} | {d['num_det']} | " + " | ".join(
+            _fmt(d[t][m]) for t in ("segm", "bbox") for m in ("AP", "AP50", "AP75")) + f" | {thr} |")
+    lines += ["", "## Precision-recall curves", ""]
+    for p in plots:
+        lines.append(f"![{os.path.basename(p)}]({os.path.relpath(p, out_dir)})")
+    lines += ["", "Data: `pr_curves.csv`; best-F1 thresholds: `thresholds.csv`.", "",
+              f"## Confusion matrix ({'mask' if cm_type == 'segm' else 'box'} IoU >= 0.5, score >= {cm_score})", "",
+              "Rows: true class (background = a detection that matched nothing). Columns: predicted class "
+              "(background = ground truth no detection matched).", "",
+              "| true \\ predicted | " + " | ".join(cm_labels) + " |", "|---" * (len(cm_labels) + 1) + "|"]
+    for i, lab in enumerate(cm_labels):
+        lines.append(f"| {lab} | " + " | ".join(str(int(v)) for v in cm[i]) + " |")
+    lines += ["", "![confusion](confusion.png)", ""]
+    if notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
+    return "\n".join(lines)
+
+
+def score_model(export_dir, records, out_dir, *, label_map=None, progress=None, min_score: float = 0.0,
+                confusion_min_score: float = 0.5) -> Dict:
+    """Run an export over TFRecords and score it. Writes ``gt.json`` (COCO ground truth from
+    the records, reusable with `score_files`), ``results.json`` and the files of
+    `score_files` to ``out_dir``; returns the metrics.json content.
+
+    ``label_map`` (a `LabelMap` or path) names the classes; by default the ``label_map.pbtxt``
+    beside the records, else the records' class texts, else the one beside the export.
+    ``progress.update(1)`` is called per image.
+    """
+    from tfod_seg.evaluation.ground_truth import iter_records_with_ids, label_map_beside_records
+    from tfod_seg.inference.formats import coco_results
+    from tfod_seg.inference.predict import Predictor, find_label_map
+    from tfod_seg.io import atomic_write_json
+    from tfod_seg.labelmap import LabelMap, read_label_map
+
+    predictor = Predictor(export_dir)
+    if label_map is not None and not isinstance(label_map, LabelMap):
+        label_map = read_label_map(label_map, allow_gaps=True)
+    if label_map is None:
+        path = label_map_beside_records(records)
+        if path is None:
+            path = find_label_map(export_dir)
+        label_map = read_label_map(path, allow_gaps=True) if path else None
+    out_dir = os.fspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    results: List[Dict] = []
+    builder = None
+    for image_id, rec, builder in iter_records_with_ids(records):
+        det = predictor.predict(rec.image(), min_score=min_score)
+        results.extend(coco_results(det, image_id))
+        if progress is not None:
+            progress.update(1)
+    if builder is None:
+        raise UserError(f"{records}: the TFRecord files hold no examples")
+    gt_doc = builder.to_dict(label_map)
+    atomic_write_json(os.path.join(out_dir, "gt.json"), gt_doc, indent=None)
+    atomic_write_json(os.path.join(out_dir, "results.json"), results, indent=None)
+    return score_coco(gt_doc, results, out_dir, confusion_min_score=confusion_min_score)
