@@ -342,6 +342,21 @@ def _plain(v):
     return v
 
 
+def _dumper():
+    """A SafeDumper writing mappings as blocks and lists inline (``input_size: [640, 640, 3]``)."""
+    import yaml
+
+    class _Dumper(yaml.SafeDumper):
+        pass
+
+    def _list(dumper, data):
+        return dumper.represent_sequence("tag:yaml.org,2002:seq", data,
+                                         flow_style=not any(isinstance(x, (dict, list)) for x in data))
+
+    _Dumper.add_representer(list, _list)
+    return _Dumper
+
+
 def experiment_yaml(cfg, experiment_name: str, header: Iterable[str] = (), *, full: bool = False) -> str:
     """YAML text for ``cfg``: header comments, the experiment line, then the overrides.
 
@@ -359,7 +374,7 @@ def experiment_yaml(cfg, experiment_name: str, header: Iterable[str] = (), *, fu
     data = _plain(data)
     lines = [f"# {h}".rstrip() if h else "#" for h in header]
     lines.append(f"# tfod-seg experiment: {experiment_name}")
-    body = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100) if data else ""
+    body = yaml.dump(data, Dumper=_dumper(), sort_keys=False, default_flow_style=False, width=100) if data else ""
     return "\n".join(lines) + "\n" + body
 
 
