@@ -38,3 +38,31 @@ def predictions(gt, dx=0, score=0.9, category_map=None):
         out.append({"image_id": a["image_id"], "category_id": cat, "bbox": [x + dx, y, w, h], "score": score,
                     "segmentation": encode_rle(m)})
     return out
+
+
+def make_records(tmp_path, n=3):
+    """TFRecords of colour shapes through helper A's converter (the real writer)."""
+    import io
+
+    from PIL import Image
+
+    from tests.inference.fake_export import shapes_image
+    from tfod_seg.data.types import Bitmap, Instance, Sample
+    from tfod_seg.records.convert import convert_dataset
+
+    names = {1: "red", 2: "green", 3: "blue"}
+    samples = []
+    for i in range(n):
+        img, masks = shapes_image(shapes=(("rect", 1, (8 + i, 6, 30, 24)), ("circle", 2, (44, 30, 10 + i))))
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="PNG")
+        inst = []
+        for cls, m in masks.items():
+            ys, xs = np.nonzero(m)
+            inst.append(Instance(names[cls], (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), Bitmap(m)))
+        samples.append(Sample(f"s{i}", f"s{i}.png", 48, 64, tuple(inst), image_bytes=buf.getvalue()))
+    from tfod_seg.labelmap import LabelMap
+
+    convert_dataset(samples, tmp_path / "records", label_map=LabelMap.from_names(["red", "green", "blue"]),
+                    num_shards=1, workers=1)
+    return str(tmp_path / "records" / "train-*.tfrecord")

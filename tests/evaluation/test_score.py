@@ -2,11 +2,9 @@ import csv
 import io
 import json
 
-import numpy as np
 import pytest
-from PIL import Image
 
-from tests.evaluation.synthetic import gt_doc, predictions
+from tests.evaluation.synthetic import gt_doc, make_records, predictions
 from tfod_seg.cli import main
 from tfod_seg.errors import UserError
 from tfod_seg.evaluation.coco_metrics import STAT_NAMES
@@ -116,32 +114,8 @@ def test_bad_json_names_line(tmp_path):
         score_files(g, g, tmp_path / "out")
 
 
-def _make_records(tmp_path, n=3):
-    """TFRecords of colour shapes through helper A's converter (the real writer)."""
-    from tests.inference.fake_export import shapes_image
-    from tfod_seg.data.types import Bitmap, Instance, Sample
-    from tfod_seg.records.convert import convert_dataset
-
-    names = {1: "red", 2: "green", 3: "blue"}
-    samples = []
-    for i in range(n):
-        img, masks = shapes_image(shapes=(("rect", 1, (8 + i, 6, 30, 24)), ("circle", 2, (44, 30, 10 + i))))
-        buf = io.BytesIO()
-        Image.fromarray(img).save(buf, format="PNG")
-        inst = []
-        for cls, m in masks.items():
-            ys, xs = np.nonzero(m)
-            inst.append(Instance(names[cls], (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), Bitmap(m)))
-        samples.append(Sample(f"s{i}", f"s{i}.png", 48, 64, tuple(inst), image_bytes=buf.getvalue()))
-    from tfod_seg.labelmap import LabelMap
-
-    convert_dataset(samples, tmp_path / "records", label_map=LabelMap.from_names(["red", "green", "blue"]),
-                    num_shards=1, workers=1)
-    return str(tmp_path / "records" / "train-*.tfrecord")
-
-
 def test_score_model_on_records(tmp_path, fake_boxrel):
-    records = _make_records(tmp_path)
+    records = make_records(tmp_path)
     out = tmp_path / "score"
     m = score_model(fake_boxrel, records, out)
     # the fake model finds the coloured shapes exactly: AP 1 for boxes and masks
@@ -158,7 +132,7 @@ def test_score_model_on_records(tmp_path, fake_boxrel):
 
 
 def test_score_cli_model_form_and_usage_errors(tmp_path, fake_boxrel, capsys):
-    records = _make_records(tmp_path, n=1)
+    records = make_records(tmp_path, n=1)
     rc = main(["score", "--model", fake_boxrel, "--records", records, "--out", str(tmp_path / "o"), "--no-progress"])
     out = capsys.readouterr().out
     assert rc == 0 and "mask AP" in out and "metrics.json" in out

@@ -102,7 +102,10 @@ def titled(image: np.ndarray, title: str) -> np.ndarray:
 
     h, w = image.shape[:2]
     scale = max(0.4, min(w, 1000) / 900)
-    (_, th), base = cv2.getTextSize(title, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    (tw, th), base = cv2.getTextSize(title, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    if tw > w - 8:  # shrink to fit narrow images
+        scale = max(0.25, scale * (w - 8) / tw)
+        (tw, th), base = cv2.getTextSize(title, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
     strip = np.full((th + base + 8, w, 3), 255, np.uint8)
     cv2.putText(strip, title, (4, th + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
     return np.concatenate([strip, image], axis=0)

@@ -1,0 +1,221 @@
+"""Render ground truth, predictions, or both side by side, one PNG per image.
+
+Ground truth (and the images) come from one of: TFRecords (``records``), a LabelMe folder
+(``labelme``), a COCO JSON with its image folder (``coco`` + ``image_dir``); or ``images``
+alone (no ground truth). Predictions come from an export (``model``, run on each image) or a
+COCO results JSON (``predictions``). Result image ids are resolved, in this order, through a
+COCO ``images`` list beside the results file (``images.json`` written by `tfod-seg infer`, or
+``gt.json`` written by `tfod-seg score`) by file name; else the COCO ground truth's ids; else
+the record order (``1..N``, the ids `tfod-seg score` gives).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from typing import Dict, Iterator, List, Optional
+
+import numpy as np
+
+from tfod_seg.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class View:
+    """One image and its ground truth: masks ``(N, H, W)`` or None, pixel boxes
+    ``[xmin, ymin, xmax, ymax]`` ``(N, 4)``, label names."""
+
+    key: str  # file name used for the output and to match predictions
+    image: np.ndarray
+    image_id: Optional[int] = None
+    masks: Optional[np.ndarray] = None
+    boxes: Optional[np.ndarray] = None
+    labels: Optional[List[str]] = None
+
+    @property
+    def has_gt(self) -> bool:
+        return self.labels is not None
+
+
+def _from_records(records, label_map) -> Iterator[View]:
+    from tfod_seg.records.reader import iter_records
+
+    for i, rec in enumerate(iter_records(records)):
+        h, w = rec.height, rec.width
+        b = rec.boxes
+        boxes = np.stack([b[:, 1] * w, b[:, 0] * h, b[:, 3] * w, b[:, 2] * h], 1) if len(b) else np.zeros((0, 4))
+        labels = []
+        for k, c in enumerate(rec.classes.tolist()):
+            item = label_map.get(int(c)) if label_map is not None else None
+            labels.append(item.name if item else (rec.class_texts[k] if k < len(rec.class_texts) else f"class_{c}"))
+        masks = rec.masks if rec.masks is not None and len(rec.masks) == len(labels) and len(labels) else None
+        yield View(rec.filename or rec.source_id or f"image_{i + 1}", rec.image(), i + 1, masks, boxes, labels)
+
+
+def _from_labelme(root) -> Iterator[View]:
+    from tfod_seg.annotations.labelme import read_labelme
+    from tfod_seg.data.images import decode_rgb, load_rgb
+    from tfod_seg.records.example import rasterize
+
+    stream = read_labelme(root, allow_outside_root=True)
+    for sample in stream:
+        image = load_rgb(sample.image_path) if sample.image_path else decode_rgb(sample.image_bytes)
+        boxes = np.array([inst.box for inst in sample.instances], np.float32).reshape(-1, 4)
+        masks = None
+        if sample.instances and all(inst.mask is not None for inst in sample.instances):
+            masks = np.stack([rasterize(inst.mask, sample.height, sample.width) for inst in sample.instances])
+        yield View(sample.filename, image, None, masks, boxes, [inst.label for inst in sample.instances])
+    for rec in stream.skipped:
+        log.warning("skipped %s: %s", rec.get("file"), rec.get("reason"))
+
+
+def _from_coco(json_path, image_dir) -> Iterator[View]:
+    from pycocotools.coco import COCO
+
+    from tfod_seg.data.images import load_rgb
+    from tfod_seg.evaluation.coco_metrics import quiet
+
+    if not os.path.isfile(json_path):
+        raise UserError(f"{json_path}: COCO JSON not found")
+    coco = quiet(COCO, json_path)
+    names = {c["id"]: c["name"] for c in coco.dataset.get("categories", [])}
+    base = image_dir or os.path.dirname(os.path.abspath(json_path))
+    for image_id in sorted(coco.getImgIds()):
+        info = coco.imgs[image_id]
+        anns = [a for a in coco.imgToAnns.get(image_id, [])]
+        image = load_rgb(os.path.join(base, info["file_name"]))
+        boxes = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
+                          for a in anns], np.float32).reshape(-1, 4)
+        masks = np.stack([coco.annToMask(a) for a in anns]) if anns and all("segmentation" in a for a in anns) else None
+        yield View(info["file_name"], image, int(image_id), masks, boxes, [names.get(a["category_id"], str(a["category_id"])) for a in anns])
+
+
+def _from_images(images) -> Iterator[View]:
+    from tfod_seg.data.images import load_rgb
+    from tfod_seg.inference.run import list_images
+
+    for path in list_images(images):
+        yield View(os.path.basename(path), load_rgb(path))
+
+
+class _ResultsIndex:
+    """COCO results grouped by image, found by image id or file name."""
+
+    def __init__(self, path: str):
+        from tfod_seg.evaluation.score import _read_json
+
+        results = _read_json(path, "COCO results JSON")
+        if isinstance(results, dict) and "annotations" in results:
+            results = results["annotations"]
+        if not isinstance(results, list):
+            raise UserError(f"{path}: expected a JSON list of COCO results, got {type(results).__name__}")
+        self.by_id: Dict[int, List[Dict]] = {}
+        for r in results:
+            self.by_id.setdefault(int(r["image_id"]), []).append(r)
+        self.by_name: Dict[str, int] = {}
+        for cand in ("images.json", "gt.json"):
+            doc_path = os.path.join(os.path.dirname(os.path.abspath(path)), cand)
+            if os.path.isfile(doc_path):
+                with open(doc_path, encoding="utf-8") as f:
+                    doc = json.load(f)
+                self.by_name = {os.path.basename(im["file_name"]): int(im["id"]) for im in doc.get("images", [])}
+                self.names = {c["id"]: c["name"] for c in doc.get("categories", [])}
+                break
+        else:
+            self.names = {}
+
+    def detections(self, view: View, min_score: float):
+        from pycocotools import mask as mask_utils
+
+        from tfod_seg.inference.detections import Detections
+
+        image_id = self.by_name.get(os.path.basename(view.key), view.image_id) if self.by_name else view.image_id
+        h, w = view.image.shape[:2]
+        rs = [r for r in self.by_id.get(image_id, []) if r.get("score", 1.0) >= min_score] if image_id is not None else []
+        boxes = np.array([[r["bbox"][1] / h, r["bbox"][0] / w, (r["bbox"][1] + r["bbox"][3]) / h,
+                           (r["bbox"][0] + r["bbox"][2]) / w] for r in rs], np.float32).reshape(-1, 4)
+        masks = None
+        if rs and all("segmentation" in r for r in rs):
+            masks = np.stack([mask_utils.decode(dict(r["segmentation"], counts=r["segmentation"]["counts"].encode("ascii")
+                                                     if isinstance(r["segmentation"]["counts"], str) else r["segmentation"]["counts"]))
+                              for r in rs])
+        elif not rs:
+            masks = np.zeros((0, h, w), np.uint8)
+        return Detections(boxes, [r["category_id"] for r in rs], [r.get("score", 1.0) for r in rs], masks, h, w), image_id
+
+
+def render(out_dir, *, records=None, labelme=None, coco=None, image_dir=None, images=None, model=None,
+           predictions=None, label_map=None, min_score: float = 0.5, max_images: Optional[int] = None,
+           progress=None) -> Dict:
+    """Write ``out_dir/<image stem>.png`` for each image: ground truth, predictions, or both
+    side by side (ground truth left). Returns ``{"written", "out_dir", "with_gt",
+    "with_predictions", "unmatched_predictions"}``."""
+    from tfod_seg.inference.predict import Predictor, find_label_map
+    from tfod_seg.inference.run import _write_png
+    from tfod_seg.labelmap import LabelMap, read_label_map
+    from tfod_seg.visualize.draw import draw_detections, draw_instances, side_by_side, titled
+
+    sources = [s for s in (records, labelme, coco, images) if s is not None]
+    if len(sources) != 1:
+        raise UserError("give exactly one image source: --records, --labelme, --coco (with --image-dir) or --images")
+    if model is not None and predictions is not None:
+        raise UserError("give at most one of --model and --predictions")
+    if images is not None and model is None and predictions is None:
+        raise UserError("--images has no ground truth: add --model or --predictions to show predictions")
+    predictor = Predictor(model) if model is not None else None
+    results = _ResultsIndex(os.fspath(predictions)) if predictions is not None else None
+    if label_map is not None and not isinstance(label_map, LabelMap):
+        label_map = read_label_map(label_map, allow_gaps=True)
+    if label_map is None and predictor is not None:
+        path = find_label_map(model)
+        label_map = read_label_map(path, allow_gaps=True) if path else None
+    if label_map is None and results is not None and results.names:
+        label_map = LabelMap.from_names([results.names[i] for i in sorted(results.names)]) \
+            if sorted(results.names) == list(range(1, len(results.names) + 1)) else None
+
+    if records is not None:
+        views = _from_records(records, label_map)
+    elif labelme is not None:
+        views = _from_labelme(os.fspath(labelme))
+    elif coco is not None:
+        views = _from_coco(os.fspath(coco), image_dir)
+    else:
+        views = _from_images(images)
+
+    out_dir = os.fspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    written, unmatched = 0, 0
+    used = set()
+    for view in views:
+        if max_images is not None and written >= max_images:
+            break
+        panels = []
+        if view.has_gt:
+            gt = draw_instances(view.image, masks=view.masks, boxes=view.boxes, labels=view.labels)
+            panels.append(titled(gt, f"ground truth: {len(view.labels)}"))
+        if predictor is not None or results is not None:
+            if predictor is not None:
+                det = predictor.predict(view.image, min_score=min_score)
+            else:
+                det, image_id = results.detections(view, min_score)
+                if image_id is None:
+                    unmatched += 1
+            panels.append(titled(draw_detections(view.image, det, label_map), f"predictions (score >= {min_score}): {len(det)}"))
+        stem = os.path.splitext(os.path.basename(view.key))[0] or f"image_{written + 1}"
+        name, n = stem, 1
+        while name in used:
+            n += 1
+            name = f"{stem}_{n}"
+        used.add(name)
+        _write_png(os.path.join(out_dir, name + ".png"), side_by_side(panels), rgb=True)
+        written += 1
+        if progress is not None:
+            progress.update(1)
+    if written == 0:
+        raise UserError("no images to render (the source is empty)")
+    return {"written": written, "out_dir": out_dir, "with_gt": images is None,
+            "with_predictions": predictor is not None or results is not None, "unmatched_predictions": unmatched}
