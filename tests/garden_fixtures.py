@@ -1,0 +1,127 @@
+"""Shared heavy fixtures: a tiny Model Garden Mask R-CNN trained ONCE per test session.
+
+`tiny_trained_model` generates a small shapes dataset (LabelMe), converts it with the real
+converter, writes a tiny experiment YAML derived from the CPU demo template and trains it with
+`tfod_seg.engines.garden.train.train`. Tests must not train into its ``model_dir``: copy it
+(`copy_model_dir`) before resuming or changing it.
+
+(C1 owns the training block; the export fixture lives in its own block below.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from typing import Any, Dict, List
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEMO_TEMPLATE = os.path.join(REPO, "pipelines", "garden_cpu_demo.yaml")
+
+TINY_IMAGE_SIZE = 64
+TINY_STEPS = 40
+TINY_NUM_IMAGES = 48
+
+# Overrides turning the CPU demo template into a seconds-per-run test model.
+TINY_OVERRIDES: Dict[str, Any] = {
+    "task.model.input_size": [TINY_IMAGE_SIZE, TINY_IMAGE_SIZE, 3],
+    "task.model.max_level": 4,
+    "task.model.backbone.resnet.model_id": 10,
+    "task.model.decoder.fpn.num_filters": 32,
+    "task.model.rpn_head.num_filters": 32,
+    "task.model.detection_head.num_convs": 1,
+    "task.model.detection_head.num_filters": 32,
+    "task.model.detection_head.fc_dims": 64,
+    "task.model.mask_head.num_convs": 1,
+    "task.model.mask_head.num_filters": 32,
+    "task.model.roi_sampler.num_sampled_rois": 32,
+    "task.model.mask_sampler.num_sampled_masks": 16,
+    "task.model.roi_generator.pre_nms_top_k": 200,
+    "task.model.roi_generator.num_proposals": 64,
+    "task.model.roi_generator.test_pre_nms_top_k": 200,
+    "task.model.roi_generator.test_num_proposals": 32,
+    "task.model.detection_generator.pre_nms_top_k": 100,
+    "task.model.detection_generator.max_num_detections": 20,
+    "task.train_data.global_batch_size": 4,
+    "task.train_data.parser.mask_crop_size": 28,
+    "task.validation_data.global_batch_size": 4,
+    "trainer.train_steps": TINY_STEPS,
+    "trainer.steps_per_loop": 10,
+    "trainer.summary_interval": 10,
+    "trainer.checkpoint_interval": 20,
+    "trainer.optimizer_config.learning_rate.cosine.initial_learning_rate": 0.02,
+    "trainer.optimizer_config.learning_rate.cosine.decay_steps": 200,
+    "trainer.optimizer_config.warmup.linear.warmup_steps": 5,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class TinyModel:
+    """Paths of the session's tiny trained model (read-only: copy before changing)."""
+
+    root: str
+    labelme_dir: str  # generated LabelMe dataset (images + JSON)
+    records_dir: str  # converter output: train-*/val-* records, label_map.pbtxt, report.json
+    train_records: str  # glob
+    val_records: str  # glob
+    label_map: str
+    config: str  # Model Garden experiment YAML (header names the experiment)
+    model_dir: str  # checkpoints after TINY_STEPS steps, params.yaml
+    num_classes: int  # label-map size (Model Garden's num_classes is this + 1)
+    image_size: int
+    steps: int
+    events: List[Any]  # TrainEvents seen while training
+    result: Dict[str, Any]  # what train() returned
+
+
+def write_tiny_config(path: str, train_records: str, val_records: str, num_classes: int,
+                      extra: Dict[str, Any] | None = None) -> str:
+    """A tiny experiment YAML from the CPU demo template (+ ``extra`` dotted overrides)."""
+    from tfod_seg.config.garden import dump_experiment, load_experiment
+
+    overrides = dict(TINY_OVERRIDES)
+    overrides.update({
+        "task.model.num_classes": num_classes + 1,
+        "task.train_data.input_path": train_records,
+        "task.validation_data.input_path": val_records,
+        "task.validation_data.num_examples": -1,  # counted by the engine
+    })
+    overrides.update(extra or {})
+    name, cfg = load_experiment(DEMO_TEMPLATE, overrides)
+    return dump_experiment(cfg, path, name, header=["tiny test experiment (tests/garden_fixtures.py)"])
+
+
+def copy_model_dir(model: TinyModel, dest: str) -> str:
+    """A private copy of the fixture's model_dir to resume or modify."""
+    shutil.copytree(model.model_dir, dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def tiny_trained_model(tmp_path_factory) -> TinyModel:
+    from tfod_seg.annotations.labelme import read_labelme
+    from tfod_seg.demo.shapes import generate_shapes_dataset
+    from tfod_seg.engines.garden.train import train
+    from tfod_seg.records.convert import convert_dataset
+
+    root = str(tmp_path_factory.mktemp("tiny_garden"))
+    labelme_dir = os.path.join(root, "labelme")
+    summary = generate_shapes_dataset(labelme_dir, num_images=TINY_NUM_IMAGES, image_size=TINY_IMAGE_SIZE, seed=11)
+    records_dir = os.path.join(root, "records")
+    report = convert_dataset(read_labelme(labelme_dir), records_dir, label_map=summary["label_map"],
+                             val_fraction=0.25, seed=0, workers=1)
+    train_glob = os.path.join(records_dir, "train-*.tfrecord")
+    val_glob = os.path.join(records_dir, "val-*.tfrecord")
+    config = write_tiny_config(os.path.join(root, "tiny.yaml"), train_glob, val_glob, report["num_classes"])
+    model_dir = os.path.join(root, "model")
+    events: List[Any] = []
+    result = train(config, model_dir, strategy="cpu", on_progress=events.append)
+    return TinyModel(root=root, labelme_dir=labelme_dir, records_dir=records_dir, train_records=train_glob,
+                     val_records=val_glob, label_map=report["label_map"], config=config, model_dir=model_dir,
+                     num_classes=report["num_classes"], image_size=TINY_IMAGE_SIZE, steps=TINY_STEPS,
+                     events=events, result=result)
+
+
+# ---- export fixture (C2) below this line -------------------------------------------------

@@ -1,0 +1,144 @@
+"""`tfod-seg train`: train a Mask R-CNN from a config, resuming from the latest checkpoint."""
+
+from __future__ import annotations
+
+NAME = "train"
+HELP = "train from a config (Model Garden .yaml or TFOD2 pipeline.config); resumes in --model_dir"
+DESCRIPTION = (
+    "Train the model described by --pipeline_config_path into --model_dir, with TFOD2's flag names.\n\n"
+    "Re-running on the same --model_dir resumes from its latest checkpoint. --num_train_steps is the\n"
+    "TOTAL number of steps (as in TFOD2), not 'more steps': if the checkpoint is already there, nothing\n"
+    "is trained. Progress (step, loss, steps/s, ETA) is shown on the console and TensorBoard summaries\n"
+    "are written to --model_dir. A NaN or infinite loss stops training and keeps the last good\n"
+    "checkpoint. The config actually used is saved in --model_dir (params.yaml + a copy of the file).\n\n"
+    "The engine follows from the config: .yaml -> Model Garden (garden), .config -> TFOD2 (tfod)."
+)
+EPILOG = """examples:
+  # the CPU demo template on converted records (see `tfod-seg config`)
+  tfod-seg train --pipeline_config_path out/garden.yaml --model_dir runs/shapes
+
+  # continue the same run to 2000 steps in total, checkpoint every 200
+  tfod-seg train --pipeline_config_path out/garden.yaml --model_dir runs/shapes \\
+      --num_train_steps 2000 --checkpoint_every_n 200
+
+  # transfer learning: backbone + FPN from another run, new heads (other classes)
+  tfod-seg train --pipeline_config_path out/new.yaml --model_dir runs/new --checkpoint runs/shapes
+
+  # two machines: TF_CONFIG on each names the cluster and the worker's index
+  TF_CONFIG='{"cluster":{"worker":["10.0.0.1:2222","10.0.0.2:2222"]},"task":{"type":"worker","index":0}}' \\
+      tfod-seg train --pipeline_config_path cfg.yaml --model_dir gs://bucket/run --strategy multi_worker
+
+  # real TFOD2 (needs `make tfod-env`)
+  tfod-seg train --pipeline_config_path out/pipeline.config --model_dir runs/tfod --num_train_steps 5000
+"""
+
+STRATEGIES = ("auto", "cpu", "gpu", "mirrored", "multi_worker", "tpu")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--pipeline_config_path", required=True, metavar="CFG",
+                        help="Model Garden experiment .yaml or TFOD2 pipeline.config")
+    parser.add_argument("--model_dir", required=True, metavar="DIR", help="checkpoints, summaries, saved config")
+    parser.add_argument("--num_train_steps", type=int, default=None, metavar="N",
+                        help="TOTAL number of training steps (not 'more steps'); default: the config's")
+    parser.add_argument("--checkpoint_every_n", type=int, default=None, metavar="K",
+                        help="save a checkpoint every K steps; default: the config's")
+    parser.add_argument("--strategy", choices=STRATEGIES, default="auto",
+                        help="distribution: auto picks multi_worker with TF_CONFIG, mirrored with several "
+                             "GPUs, gpu with one, else cpu")
+    parser.add_argument("--tpu_name", default=None, help="TPU name or grpc:// address (with --strategy tpu)")
+    parser.add_argument("--num_workers", type=int, default=1,
+                        help="number of workers; > 1 means multi_worker (checked against TF_CONFIG)")
+    parser.add_argument("--mixed_precision", action="store_true",
+                        help="float16 on GPU, bfloat16 on TPU/CPU (garden engine)")
+    parser.add_argument("--checkpoint", default=None, metavar="PATH",
+                        help="transfer learning (garden): initialise backbone + FPN from this checkpoint "
+                             "(prefix or directory, e.g. another run's model_dir); heads start new. "
+                             "Used only when --model_dir has no checkpoint yet")
+    parser.add_argument("--engine", choices=("garden", "tfod"), default=None,
+                        help="override the engine chosen from the config's extension")
+    tfod = parser.add_argument_group("TFOD2-only flags (passed to model_main_tf2)")
+    tfod.add_argument("--sample_1_of_n_eval_examples", type=int, default=None, metavar="N")
+    tfod.add_argument("--use_tpu", action="store_true", default=None)
+    tfod.add_argument("--config_override", default=None, metavar="TEXT",
+                      help="pipeline_pb2.TrainEvalPipelineConfig text merged into the config")
+    tfod.add_argument("--tfod-python", dest="tfod_python", default=None, metavar="PATH",
+                      help="Python interpreter of the TFOD2 environment (default: .venv-tfod, found automatically)")
+    parser.add_argument("--log_file", default=None, metavar="PATH",
+                        help="tfod engine: where to save the full TFOD2 log (default: MODEL_DIR/train.log)")
+
+
+def _reject_tfod_only(args) -> None:
+    from tfod_seg.errors import UserError
+
+    bad = [f"--{n}" for n in ("sample_1_of_n_eval_examples", "use_tpu", "config_override", "log_file")
+           if getattr(args, n, None) not in (None, False)]
+    if args.tfod_python:
+        bad.append("--tfod-python")
+    if bad:
+        raise UserError(f"{', '.join(bad)}: TFOD2-only flag(s), but the engine is garden (a Model Garden .yaml); "
+                        f"use --strategy tpu --tpu_name for TPUs and `tfod-seg config --set` to change the config")
+
+
+def _run_tfod(args, mode: str, flags: dict, display) -> int:
+    import os
+
+    from tfod_seg.errors import UserError
+
+    try:
+        from tfod_seg.engines import tfod
+    except ImportError as e:
+        raise UserError(f"the tfod engine is not available in this install ({e})") from None
+    log_path = args.log_file or os.path.join(flags.get("model_dir") or flags.get("checkpoint_dir"), f"{mode}.log")
+    return int(tfod.run(mode, {k: v for k, v in flags.items() if v is not None}, tfod_python=args.tfod_python,
+                        on_progress=display, log_path=log_path) or 0)
+
+
+def run(args) -> int:
+    import sys
+
+    from tfod_seg.cli._train_display import TrainDisplay, format_eta
+    from tfod_seg.engines import resolve_engine
+    from tfod_seg.errors import UserError
+
+    engine = resolve_engine(args.pipeline_config_path, args.engine)
+    if engine == "tfod":
+        if args.mixed_precision or args.checkpoint or args.strategy not in ("auto", "tpu", "multi_worker"):
+            raise UserError("--mixed_precision, --checkpoint and --strategy cpu|gpu|mirrored are Model Garden flags; "
+                            "with a TFOD2 pipeline.config set fine_tune_checkpoint in the config "
+                            "(`tfod-seg config --checkpoint`)")
+        flags = {
+            "pipeline_config_path": args.pipeline_config_path, "model_dir": args.model_dir,
+            "num_train_steps": args.num_train_steps, "checkpoint_every_n": args.checkpoint_every_n,
+            "sample_1_of_n_eval_examples": args.sample_1_of_n_eval_examples,
+            "use_tpu": True if (args.use_tpu or args.strategy == "tpu") else None,
+            "tpu_name": args.tpu_name, "num_workers": args.num_workers if args.num_workers != 1 else None,
+            "config_override": args.config_override,
+        }
+        with TrainDisplay("train (tfod)") as display:
+            return _run_tfod(args, "train", flags, display)
+    _reject_tfod_only(args)
+    from tfod_seg.engines.garden.train import train
+
+    with TrainDisplay("train") as display:
+        result = train(args.pipeline_config_path, args.model_dir, num_train_steps=args.num_train_steps,
+                       checkpoint_every_n=args.checkpoint_every_n, strategy=args.strategy,
+                       tpu_name=args.tpu_name, num_workers=args.num_workers,
+                       mixed_precision=args.mixed_precision, init_checkpoint=args.checkpoint,
+                       on_progress=display)
+    if result["already_done"]:
+        print(f"{args.model_dir} is already at step {result['final_step']}, which reaches "
+              f"num_train_steps={result['total_steps']} (a total, not 'more steps'): nothing to train. "
+              f"Give a larger --num_train_steps to continue.", file=sys.stderr)
+        return 0
+    rate = result["trained_steps"] / result["train_seconds"] if result["train_seconds"] else 0.0
+    line = (f"trained steps {result['start_step']} -> {result['final_step']} of {result['total_steps']} "
+            f"in {format_eta(result['train_seconds'])} ({rate:.2f} steps/s overall")
+    if result["steps_per_sec"]:
+        line += f", {result['steps_per_sec']:.2f} in the last loop"
+    line += ")"
+    if result["final_loss"] is not None:
+        line += f"; final loss {result['final_loss']:.4g}"
+    print(line, file=sys.stderr)
+    print(f"checkpoint: {result['checkpoint']}\nconfig used: {result['params_yaml']}", file=sys.stderr)
+    return 0

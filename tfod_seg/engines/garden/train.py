@@ -1,0 +1,250 @@
+"""Train a Mask R-CNN experiment on TF Model Garden (`official.core.train_lib`).
+
+`train` is `python -m official.vision.train --mode=train` as a library call with the behaviour
+TFOD2 users expect:
+
+* **Resume**: checkpoints live in ``model_dir``; re-running continues from the latest one.
+  ``num_train_steps`` is the *total* (``trainer.train_steps``), not "more steps"; when the
+  latest checkpoint already reached it, nothing is trained and the result says so.
+* **Progress**: after each Model Garden loop (``trainer.steps_per_loop`` steps) a
+  `tfod_seg.engines.progress.TrainEvent` (step, loss, steps/s, ETA) goes to ``on_progress``.
+  TensorBoard summaries are Model Garden's, in ``model_dir/train``.
+* **NaN / inf loss** stops training with an `EngineError` naming the step range and the last good
+  checkpoint, which is kept: the check is an Orbit train action, and Orbit runs train actions
+  *before* it saves a checkpoint, so a diverged state is never written. (Model Garden's own
+  ``trainer.recovery_max_trials`` > 0 still works: then its recovery action restores the last
+  checkpoint and retries, and its final failure becomes the same `EngineError`.)
+* **Config actually used**: ``model_dir/params.yaml`` (Model Garden's `serialize_config`, the
+  complete experiment), plus the original file copied beside it and ``model_dir/train_run.json``
+  (flags, strategy, steps).
+* **Strategy**: auto | cpu | gpu | mirrored | multi_worker (reads ``TF_CONFIG``) | tpu, through
+  Model Garden's `distribute_utils`; ``mixed_precision`` sets float16 on GPU, bfloat16 elsewhere.
+* **Transfer learning**: ``init_checkpoint`` (a checkpoint prefix or a directory, e.g. another
+  run's ``model_dir``) restores the backbone and FPN decoder only
+  (``task.init_checkpoint_modules: [backbone, decoder]``), so the heads are new and the number
+  of classes may differ. It applies only when ``model_dir`` has no checkpoint yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import time
+from typing import Callable, Dict, Optional
+
+from tfod_seg.engines.progress import TrainEvent
+from tfod_seg.errors import ConfigError, EngineError
+
+logger = logging.getLogger(__name__)
+
+
+class _NonFiniteLoss(Exception):
+    pass
+
+
+class _ProgressAction:
+    """Orbit train action: turns each loop's output into a TrainEvent."""
+
+    def __init__(self, total_steps: int, on_progress: Optional[Callable[[TrainEvent], None]]):
+        self.total_steps = total_steps
+        self.on_progress = on_progress
+        self.global_step = None  # set once the trainer exists
+        self.last_step = 0
+        self.last_time = time.perf_counter()
+        self.last_loss: Optional[float] = None
+        self.last_rate: Optional[float] = None
+
+    def start(self, global_step) -> None:
+        self.global_step = global_step
+        self.last_step = int(global_step.numpy())
+        self.last_time = time.perf_counter()
+        if self.on_progress:
+            self.on_progress(TrainEvent(step=self.last_step, total_steps=self.total_steps))
+
+    def __call__(self, output) -> None:
+        import numpy as np
+
+        now = time.perf_counter()
+        step = int(self.global_step.numpy())
+        done = step - self.last_step
+        rate = done / (now - self.last_time) if done > 0 and now > self.last_time else None
+        self.last_step, self.last_time = step, now
+        loss = float(np.asarray(output["training_loss"])) if "training_loss" in output else None
+        self.last_loss = loss
+        self.last_rate = rate
+        if self.on_progress is None:
+            return
+        extra = {}
+        for k, v in output.items():
+            if k == "training_loss":
+                continue
+            arr = np.asarray(v)
+            if arr.ndim == 0 and arr.dtype.kind in "fiu":
+                extra[k] = float(arr)
+        eta = (self.total_steps - step) / rate if rate else None
+        self.on_progress(TrainEvent(step=step, total_steps=self.total_steps, loss=loss,
+                                    steps_per_sec=rate, eta_seconds=eta, extra=extra))
+
+
+class _StopOnNonFiniteLoss:
+    """Orbit train action: raise before Orbit saves a checkpoint of a diverged model."""
+
+    def __init__(self, progress: _ProgressAction):
+        self.progress = progress
+        self.previous_step = progress.last_step
+
+    def __call__(self, output) -> None:
+        import numpy as np
+
+        loss = float(np.asarray(output.get("training_loss", 0.0)))
+        step = self.progress.last_step
+        if not math.isfinite(loss):
+            raise _NonFiniteLoss((self.previous_step, step, loss))
+        self.previous_step = step
+
+
+def _copy_source_config(config_path: str, model_dir: str) -> str:
+    base = os.path.basename(config_path)
+    if base == "params.yaml":
+        base = "source_params.yaml"
+    dest = os.path.join(model_dir, base)
+    if os.path.abspath(dest) != os.path.abspath(config_path):
+        from tfod_seg.io import atomic_path
+
+        with atomic_path(dest) as tmp:
+            shutil.copyfile(config_path, tmp)
+    return dest
+
+
+def _warn_schedule(params, total: int) -> None:
+    lr = params.trainer.optimizer_config.learning_rate
+    kind = lr.type
+    sub = getattr(lr, kind, None) if kind else None
+    decay = getattr(sub, "decay_steps", None)
+    if decay and decay < total:
+        logger.warning("learning-rate schedule %s ends at step %d but training runs to %d: the last %d steps "
+                       "use the final learning rate (set trainer.optimizer_config.learning_rate.%s.decay_steps)",
+                       kind, decay, total, total - decay, kind)
+
+
+def train(config_path, model_dir, *, num_train_steps: Optional[int] = None,
+          checkpoint_every_n: Optional[int] = None, strategy: str = "auto", tpu_name: Optional[str] = None,
+          num_workers: int = 1, mixed_precision: bool = False, init_checkpoint: Optional[str] = None,
+          on_progress: Optional[Callable[[TrainEvent], None]] = None) -> Dict:
+    """Train the experiment ``config_path`` into ``model_dir`` up to ``num_train_steps`` total steps.
+
+    ``num_train_steps`` and ``checkpoint_every_n`` override ``trainer.train_steps`` and
+    ``trainer.checkpoint_interval``. Returns a summary dict: ``model_dir``, ``experiment``,
+    ``strategy``, ``start_step``, ``final_step``, ``total_steps``, ``already_done`` (True when
+    the latest checkpoint had already reached ``total_steps``), ``trained_steps``,
+    ``final_loss``, ``steps_per_sec`` (of the last loop), ``train_seconds``, ``checkpoint``
+    (latest), ``params_yaml``, ``config_copy``.
+
+    Raises `EngineError` for a NaN/inf loss (last good checkpoint kept), a bad strategy or
+    checkpoint, and `ConfigError` for a bad config.
+    """
+    from tfod_seg.engines.garden import runtime
+
+    t_start = time.perf_counter()
+    config_path = os.fspath(config_path)
+    model_dir = os.fspath(model_dir)
+    overrides: Dict[str, object] = {}
+    if num_train_steps is not None:
+        if int(num_train_steps) <= 0:
+            raise ConfigError(f"--num_train_steps must be a positive total step count, got {num_train_steps}")
+        overrides["trainer.train_steps"] = int(num_train_steps)
+    if checkpoint_every_n is not None:
+        if int(checkpoint_every_n) <= 0:
+            raise ConfigError(f"--checkpoint_every_n must be positive, got {checkpoint_every_n}")
+        overrides["trainer.checkpoint_interval"] = int(checkpoint_every_n)
+    experiment, params = runtime.load_params(config_path, overrides or None)
+    total = int(params.trainer.train_steps)
+    if total <= 0:
+        raise ConfigError(f"{config_path}: trainer.train_steps is {total}; give --num_train_steps or set it")
+    # The strategy first: a multi-worker strategy must be created before other TensorFlow work.
+    strategy_obj, strategy_name = runtime.make_strategy(
+        params, strategy, tpu_name=tpu_name, num_workers=num_workers, mixed_precision=mixed_precision)
+
+    import tensorflow as tf
+    from official.core import task_factory, train_lib, train_utils
+
+    tf.io.gfile.makedirs(model_dir)
+    latest, latest_step = runtime.latest_checkpoint(model_dir)
+    base_result = {"model_dir": model_dir, "experiment": experiment, "strategy": strategy_name,
+                   "total_steps": total, "params_yaml": os.path.join(model_dir, "params.yaml")}
+    if latest and latest_step >= total:
+        logger.info("%s is at step %d, which already reaches num_train_steps=%d (the total): nothing to train",
+                    latest, latest_step, total)
+        return {**base_result, "start_step": latest_step, "final_step": latest_step, "already_done": True,
+                "trained_steps": 0, "final_loss": None, "steps_per_sec": None,
+                "train_seconds": time.perf_counter() - t_start, "checkpoint": latest, "config_copy": None}
+    if init_checkpoint:
+        if latest:
+            logger.warning("init_checkpoint %s ignored: %s already has checkpoint %s, resuming from it",
+                           init_checkpoint, model_dir, latest)
+        else:
+            init = runtime.resolve_checkpoint(init_checkpoint, "--checkpoint")
+            params.override({"task": {"init_checkpoint": init,
+                                      "init_checkpoint_modules": ["backbone", "decoder"]}}, is_strict=True)
+            logger.info("transfer learning: backbone + decoder from %s, heads new", init)
+    _warn_schedule(params, total)
+    params.validate()
+    params.lock()
+
+    chief = runtime.is_chief(strategy_obj)
+    config_copy = None
+    if chief:
+        train_utils.serialize_config(params, model_dir)  # model_dir/params.yaml
+        config_copy = _copy_source_config(config_path, model_dir)
+        from tfod_seg.io import atomic_write_json
+
+        atomic_write_json(os.path.join(model_dir, "train_run.json"), {
+            "engine": "garden", "experiment": experiment, "config": os.path.abspath(config_path),
+            "num_train_steps": total, "checkpoint_every_n": params.trainer.checkpoint_interval,
+            "strategy": strategy_name, "num_workers": strategy_obj.num_replicas_in_sync if strategy_name ==
+            "multi_worker" else 1, "mixed_precision": params.runtime.mixed_precision_dtype,
+            "init_checkpoint": params.task.init_checkpoint or None, "resumed_from": latest,
+        })
+
+    with strategy_obj.scope():
+        task = task_factory.get_task(params.task, logging_dir=model_dir)
+    progress = _ProgressAction(total, on_progress)
+    actions = [progress]
+    nan_check = None
+    if params.trainer.recovery_max_trials <= 0:
+        nan_check = _StopOnNonFiniteLoss(progress)
+        actions.append(nan_check)
+    runner = train_lib.OrbitExperimentRunner(
+        distribution_strategy=strategy_obj, task=task, mode="train", params=params, model_dir=model_dir,
+        train_actions=actions)
+    progress.start(runner.trainer.global_step)
+    if nan_check is not None:
+        nan_check.previous_step = progress.last_step
+    start_step = progress.last_step
+    logger.info("training %s from step %d to %d in %s", experiment, start_step, total, model_dir)
+    t_train = time.perf_counter()
+    try:
+        runner.run()
+    except _NonFiniteLoss as e:
+        first, last, loss = e.args[0]
+        good, good_step = runtime.latest_checkpoint(model_dir)
+        kept = f"last good checkpoint {good} (step {good_step}) kept" if good else "no checkpoint had been saved yet"
+        raise EngineError(
+            f"training loss became {loss} between steps {first} and {last}: stopped; {kept}. "
+            f"Lower the learning rate (trainer.optimizer_config.learning_rate) or check the data, then re-run "
+            f"to resume from the last good checkpoint"
+        ) from None
+    except RuntimeError as e:
+        if "loss value" in str(e):  # Model Garden's RecoveryCondition gave up
+            good, good_step = runtime.latest_checkpoint(model_dir)
+            raise EngineError(f"training stopped by Model Garden's loss check: {e}; last checkpoint {good} "
+                              f"(step {good_step})") from None
+        raise
+    final_step = int(runner.trainer.global_step.numpy())
+    ckpt, _ = runtime.latest_checkpoint(model_dir) if chief else (None, 0)
+    return {**base_result, "start_step": start_step, "final_step": final_step, "already_done": False,
+            "trained_steps": final_step - start_step, "final_loss": progress.last_loss,
+            "steps_per_sec": progress.last_rate, "train_seconds": time.perf_counter() - t_train,
+            "checkpoint": ckpt, "config_copy": config_copy}
