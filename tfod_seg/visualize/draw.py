@@ -41,17 +41,17 @@ def draw_instances(image: np.ndarray, *, masks: Optional[np.ndarray] = None, box
         return img
     colors = instance_colors(n) if colors is None else np.asarray(colors, np.uint8)
     if masks is not None and len(masks):
-        tint = np.zeros_like(img)
-        covered = np.zeros((h, w), bool)
-        for k in range(n):
-            m = masks[k].astype(bool)
-            tint[m] = colors[k]
-            covered |= m
-        blended = cv2.addWeighted(img, 1.0 - alpha, tint, alpha, 0.0)
-        img[covered] = blended[covered]
         thickness = max(1, round(min(h, w) / 300))
-        for k in range(n):
-            contours, _ = cv2.findContours(masks[k].astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+        for k in range(n):  # each instance touches only its own bounding box
+            ys, xs = np.nonzero(masks[k].any(axis=1))[0], np.nonzero(masks[k].any(axis=0))[0]
+            if not len(ys):
+                continue
+            y0, y1, x0, x1 = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
+            m = masks[k, y0:y1, x0:x1].astype(bool)
+            region = img[y0:y1, x0:x1]
+            region[m] = (region[m] * (1.0 - alpha) + colors[k].astype(np.float32) * alpha).astype(np.uint8)
+            contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE,
+                                           offset=(x0, y0))
             cv2.drawContours(img, contours, -1, tuple(int(c) for c in colors[k]), thickness)
     font_scale = max(0.3, min(h, w) / 700)
     line = max(1, round(min(h, w) / 400))
