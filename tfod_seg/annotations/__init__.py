@@ -1,0 +1,1 @@
+"""Converters: one reader per annotation format; each returns a `SampleStream` of `Sample`s."""

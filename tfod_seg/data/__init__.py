@@ -1,0 +1,1 @@
+"""The data model (`types`), sample streams with skip accounting (`stream`) and image loading (`images`)."""

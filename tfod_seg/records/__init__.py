@@ -1,0 +1,1 @@
+"""TFRecords: tf.train.Example encoding, the sharded parallel writer, conversion, reading back, inspection."""

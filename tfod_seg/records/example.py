@@ -1,0 +1,254 @@
+"""`Sample` → serialized `tf.train.Example` with the TFOD2 feature keys.
+
+Keys written (the ones TFOD2's and Model Garden's decoders read)::
+
+    image/encoded, image/format ('jpeg'|'png'), image/height, image/width, image/filename,
+    image/source_id, image/key/sha256,
+    image/object/bbox/{xmin,ymin,xmax,ymax}   normalised to [0, 1] (TFOD convention)
+    image/object/class/label (int, label-map id 1..N), image/object/class/text,
+    image/object/is_crowd, image/object/area (pixels), image/object/mask
+
+``image/object/mask`` holds, per instance, either one single-channel full-image PNG with
+values 0/1 (``mask_type="png"``, TFOD2's ``PNG_MASKS``, the default) or, with
+``mask_type="numerical"`` (TFOD2's ``NUMERICAL_MASKS``), all masks flattened into one float
+list of length N*H*W.
+
+Masks are rasterised here, at write time: polygons and RLE through pycocotools (the same
+calls as Model Garden's ``create_coco_tf_record``, so outputs are comparable pixel for pixel),
+bitmaps placed at their offset. This module imports no TensorFlow: the protobuf wire format
+of ``tf.train.Example`` is written directly (field order fixed, keys sorted), which keeps
+worker processes light and the output byte-deterministic. Tests parse the result with
+``tf.train.Example`` and Model Garden's ``TfExampleDecoder``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import struct
+import zlib
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
+
+from tfod_seg.data.images import EncodedImage, check_size, encode_for_record, read_bytes
+from tfod_seg.data.stream import skip_record
+from tfod_seg.data.types import RLE, Bitmap, Polygons, Sample
+from tfod_seg.errors import AnnotationError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+MASK_TYPES = ("png", "numerical")
+
+
+# ---------------------------------------------------------------------------------------
+# Protobuf wire format of tf.train.Example (tensorflow/core/example/{example,feature}.proto)
+# Example{features=1} Features{map<string,Feature> feature=1}
+# Feature{bytes_list=1 | float_list=2 | int64_list=3}; each list: repeated value=1 (packed).
+# ---------------------------------------------------------------------------------------
+def _varint(n: int) -> bytes:
+    if n < 0:
+        n += 1 << 64
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _ld(field: int, payload: bytes) -> bytes:
+    """A length-delimited field (wire type 2)."""
+    return _varint((field << 3) | 2) + _varint(len(payload)) + payload
+
+
+def bytes_feature(values: Sequence[bytes]) -> bytes:
+    return _ld(1, b"".join(_ld(1, v) for v in values))
+
+
+def float_feature(values) -> bytes:
+    import numpy as np
+
+    arr = np.asarray(values, dtype="<f4").reshape(-1)
+    inner = _ld(1, arr.tobytes()) if arr.size else b""
+    return _ld(2, inner)
+
+
+def int64_feature(values: Sequence[int]) -> bytes:
+    inner = _ld(1, b"".join(_varint(int(v)) for v in values)) if len(values) else b""
+    return _ld(3, inner)
+
+
+def serialize_example(features: Dict[str, bytes]) -> bytes:
+    """``{key: encoded Feature}`` → serialized ``tf.train.Example`` (keys sorted)."""
+    entries = b"".join(_ld(1, _ld(1, k.encode("utf-8")) + _ld(2, features[k])) for k in sorted(features))
+    return _ld(1, entries)
+
+
+# ---------------------------------------------------------------------------------------
+# Masks
+# ---------------------------------------------------------------------------------------
+def _png_chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+
+def encode_mask_png(mask: "np.ndarray") -> bytes:
+    """A 2-D 0/1 uint8 mask → single-channel 8-bit PNG (values kept 0/1, not scaled).
+
+    Written directly with zlib's run-length strategy: masks are mostly runs of zeros, so this
+    is several times faster than a generic PNG encoder at a similar size.
+    """
+    import numpy as np
+
+    h, w = mask.shape
+    raw = np.zeros((h, w + 1), np.uint8)  # each row: filter byte 0 + pixels
+    raw[:, 1:] = mask
+    comp = zlib.compressobj(6, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    idat = comp.compress(raw.tobytes()) + comp.flush()
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+            + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b""))
+
+
+class MaskError(ValueError):
+    """An instance's mask cannot be rasterised (reported as a skipped instance)."""
+
+    def __init__(self, kind: str, message: str):
+        self.kind = kind
+        super().__init__(message)
+
+
+def rasterize(mask, height: int, width: int) -> "np.ndarray":
+    """A mask source (`Polygons`, `RLE`, `Bitmap`) → full-image uint8 ``(height, width)`` 0/1."""
+    import numpy as np
+    from pycocotools import mask as mask_util
+
+    if isinstance(mask, Polygons):
+        rles = mask_util.frPyObjects([list(p) for p in mask.parts], height, width)
+        rle = mask_util.merge(rles) if len(rles) > 1 else rles[0]
+        return mask_util.decode(rle)
+    if isinstance(mask, RLE):
+        size = tuple(int(v) for v in mask.size)
+        if size != (height, width):
+            raise MaskError("rle_size_mismatch",
+                            f"RLE size (h, w)={size} differs from the image size ({height}, {width})")
+        counts = mask.counts
+        if isinstance(counts, (list, tuple)):
+            rle = mask_util.frPyObjects({"counts": list(counts), "size": [height, width]}, height, width)
+            if sum(counts) != height * width:
+                raise MaskError("rle_size_mismatch",
+                                f"uncompressed RLE counts sum to {sum(counts)}, expected height*width={height * width}")
+        else:
+            rle = {"counts": counts.encode("ascii") if isinstance(counts, str) else counts, "size": [height, width]}
+        try:
+            out = mask_util.decode(rle)
+        except Exception as e:  # pycocotools raises bare Exceptions for corrupt counts
+            raise MaskError("bad_rle", f"cannot decode RLE: {e}") from None
+        return (out != 0).astype(np.uint8)
+    if isinstance(mask, Bitmap):
+        arr = mask.load()
+        out = np.zeros((height, width), np.uint8)
+        x0, y0 = int(mask.x0), int(mask.y0)
+        h, w = arr.shape
+        ys, xs = max(0, -y0), max(0, -x0)
+        ye, xe = min(h, height - y0), min(w, width - x0)
+        if ye > ys and xe > xs:
+            out[y0 + ys:y0 + ye, x0 + xs:x0 + xe] = arr[ys:ye, xs:xe] != 0
+        return out
+    raise MaskError("no_mask", "instance has no mask (box only); Mask R-CNN needs a mask per instance")
+
+
+# ---------------------------------------------------------------------------------------
+# Sample → Example
+# ---------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class EncodedExample:
+    """Result of encoding one sample: the serialized Example (``None`` if the image was skipped),
+    the label ids written (one per kept instance), and skip records for what was left out."""
+
+    data: Optional[bytes]
+    classes: List[int]
+    skipped: List[dict]
+    reencoded: Optional[str] = None
+
+
+def load_image(sample: Sample) -> EncodedImage:
+    where = sample.source or sample.filename
+    if sample.image_bytes is not None:
+        data = sample.image_bytes
+    else:
+        data = read_bytes(sample.image_path, where)
+        where = f"{where} (image {sample.image_path})" if sample.source else where
+    return encode_for_record(data, where)
+
+
+def build_example(sample: Sample, class_ids: Sequence[int], class_names: Sequence[str], *,
+                  mask_type: str = "png", source_id: Optional[str] = None) -> EncodedExample:
+    """Encode ``sample``; ``class_ids[i]``/``class_names[i]`` label ``sample.instances[i]``.
+
+    Image-level problems (missing, corrupt or truncated image; size differing from the
+    annotation) give ``data=None`` and one image skip record. Instances whose mask cannot be
+    rasterised or is empty are left out with an instance skip record.
+    """
+    import numpy as np
+
+    if mask_type not in MASK_TYPES:
+        raise ValueError(f"mask_type must be one of {MASK_TYPES}, got {mask_type!r}")
+    where = sample.source or sample.filename
+    try:
+        image = load_image(sample)
+        check_size(image, sample.height, sample.width, where)
+    except AnnotationError as e:
+        msg = str(e)
+        kind = ("missing_image" if "not found" in msg else
+                "image_size_mismatch" if "size differs" in msg else "bad_image")
+        return EncodedExample(None, [], [skip_record(where, kind, msg, "image", filename=sample.filename)])
+    h, w = image.height, image.width
+    skipped: List[dict] = []
+    boxes, labels, texts, crowd, areas, masks = [], [], [], [], [], []
+    for i, inst in enumerate(sample.instances):
+        try:
+            m = rasterize(inst.mask, h, w)
+        except MaskError as e:
+            skipped.append(skip_record(where, e.kind, f"instance {i} '{inst.label}': {e}", "instance",
+                                       label=inst.label, index=i))
+            continue
+        pixels = int(np.count_nonzero(m))
+        if pixels == 0:
+            skipped.append(skip_record(where, "empty_mask",
+                                       f"instance {i} '{inst.label}': mask is empty after rasterising "
+                                       f"(zero-area shape)", "instance", label=inst.label, index=i))
+            continue
+        xmin, ymin, xmax, ymax = inst.box
+        boxes.append((min(max(xmin / w, 0.0), 1.0), min(max(ymin / h, 0.0), 1.0),
+                      min(max(xmax / w, 0.0), 1.0), min(max(ymax / h, 0.0), 1.0)))
+        labels.append(int(class_ids[i]))
+        texts.append(class_names[i].encode("utf-8"))
+        crowd.append(1 if inst.iscrowd else 0)
+        areas.append(float(inst.area) if inst.area is not None else float(pixels))
+        masks.append(m)
+    box_arr = np.asarray(boxes, np.float32).reshape(-1, 4)
+    feats = {
+        "image/encoded": bytes_feature([image.encoded]),
+        "image/format": bytes_feature([image.format.encode()]),
+        "image/height": int64_feature([h]),
+        "image/width": int64_feature([w]),
+        "image/filename": bytes_feature([sample.filename.encode("utf-8")]),
+        "image/source_id": bytes_feature([str(source_id if source_id is not None else sample.source_id).encode("utf-8")]),
+        "image/key/sha256": bytes_feature([hashlib.sha256(image.encoded).hexdigest().encode()]),
+        "image/object/bbox/xmin": float_feature(box_arr[:, 0]),
+        "image/object/bbox/ymin": float_feature(box_arr[:, 1]),
+        "image/object/bbox/xmax": float_feature(box_arr[:, 2]),
+        "image/object/bbox/ymax": float_feature(box_arr[:, 3]),
+        "image/object/class/label": int64_feature(labels),
+        "image/object/class/text": bytes_feature(texts),
+        "image/object/is_crowd": int64_feature(crowd),
+        "image/object/area": float_feature(areas),
+    }
+    if mask_type == "png":
+        feats["image/object/mask"] = bytes_feature([encode_mask_png(m) for m in masks])
+    else:
+        flat = np.stack(masks).astype(np.float32).reshape(-1) if masks else np.zeros(0, np.float32)
+        feats["image/object/mask"] = float_feature(flat)
+    return EncodedExample(serialize_example(feats), labels, skipped, image.reencoded)

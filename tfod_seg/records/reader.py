@@ -1,0 +1,160 @@
+"""Read TFRecords back into plain NumPy examples (for inspection, evaluation, tests).
+
+Reads any TFOD2-style detection/segmentation record, not only tfod-seg's: PNG masks or
+numerical float masks, with or without ``image/object/class/text``. Boxes come back in the
+TFOD convention, normalised ``[ymin, xmin, ymax, xmax]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import io
+import os
+from typing import TYPE_CHECKING, Iterator, List, Optional, Sequence, Union
+
+from tfod_seg.errors import UserError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+def expand_patterns(patterns: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]) -> List[str]:
+    """Glob patterns (or plain paths, or a comma-separated string) → sorted unique file list.
+
+    A directory stands for ``DIR/*.tfrecord``. Raises `UserError` naming the first pattern
+    that matches nothing.
+    """
+    if isinstance(patterns, (str, os.PathLike)):
+        patterns = [p for p in os.fspath(patterns).split(",") if p.strip()]
+    files = set()
+    for pattern in patterns:
+        pattern = os.path.expanduser(os.fspath(pattern).strip())
+        if os.path.isdir(pattern):
+            matched = glob.glob(os.path.join(glob.escape(pattern), "*.tfrecord"))
+        else:
+            matched = [m for m in glob.glob(pattern) if os.path.isfile(m)]
+        if not matched:
+            where = "directory has no *.tfrecord files" if os.path.isdir(pattern) else "no file matches"
+            raise UserError(f"{pattern}: {where} (expected TFRecord files, e.g. 'out/train-*.tfrecord')")
+        files.update(matched)
+    return sorted(files)
+
+
+@dataclasses.dataclass
+class RecordExample:
+    """One decoded example. ``boxes`` are normalised ``[ymin, xmin, ymax, xmax]`` float32 (N, 4);
+    ``masks`` uint8 (N, H, W) of 0/1 (empty (0, H, W) when the record has no masks)."""
+
+    path: str
+    filename: str
+    source_id: str
+    height: int
+    width: int
+    encoded: bytes
+    image_format: str
+    boxes: "np.ndarray"
+    classes: "np.ndarray"
+    class_texts: List[str]
+    is_crowd: "np.ndarray"
+    area: "np.ndarray"
+    masks: "np.ndarray"
+    index: int = 0  # position within its file
+    raw_masks: Optional[list] = None  # mask values as stored (PNG bytes or floats), for checks
+
+    def image(self) -> "np.ndarray":
+        """The image as uint8 ``(H, W, 3)`` RGB (no EXIF handling: records are stored upright)."""
+        from tfod_seg.data.images import decode_rgb
+
+        return decode_rgb(self.encoded, source=f"{self.path}#{self.index}", apply_exif=False)
+
+
+def _decode_png_mask(data: bytes, where: str) -> "np.ndarray":
+    import numpy as np
+    from PIL import Image
+
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()
+    except Exception as e:
+        raise UserError(f"{where}: instance mask is not a readable PNG ({e})") from None
+    arr = np.asarray(img)
+    if arr.ndim == 3:  # a multi-channel mask PNG: first channel (inspect reports it)
+        arr = arr[..., 0]
+    return arr
+
+
+def parse_example(serialized: bytes, path: str = "", index: int = 0, decode_masks: bool = True) -> RecordExample:
+    """A serialized ``tf.train.Example`` → `RecordExample`.
+
+    ``masks`` are binarised to 0/1 (PNG values > 0, as TFOD2's decoder does; numerical values
+    >= 0.5); ``raw_masks`` keeps the stored values so `inspect` can check they were binary.
+    """
+    import numpy as np
+    from tensorflow.core.example import example_pb2
+
+    where = f"{path}#{index}"
+    ex = example_pb2.Example.FromString(serialized)
+    f = ex.features.feature
+
+    def b(key, default=b""):
+        return f[key].bytes_list.value[0] if key in f and f[key].bytes_list.value else default
+
+    def i(key, default=0):
+        return int(f[key].int64_list.value[0]) if key in f and f[key].int64_list.value else default
+
+    def fl(key):
+        return np.asarray(f[key].float_list.value, np.float32) if key in f else np.zeros(0, np.float32)
+
+    height, width = i("image/height"), i("image/width")
+    ymin, xmin = fl("image/object/bbox/ymin"), fl("image/object/bbox/xmin")
+    ymax, xmax = fl("image/object/bbox/ymax"), fl("image/object/bbox/xmax")
+    n = len(xmin)
+    boxes = np.stack([ymin, xmin, ymax, xmax], axis=-1).astype(np.float32) if n else np.zeros((0, 4), np.float32)
+    classes = np.asarray(f["image/object/class/label"].int64_list.value if "image/object/class/label" in f else [],
+                         np.int64)
+    texts = [t.decode("utf-8", "replace") for t in f["image/object/class/text"].bytes_list.value] \
+        if "image/object/class/text" in f else []
+    crowd = np.asarray(f["image/object/is_crowd"].int64_list.value if "image/object/is_crowd" in f else [0] * n,
+                       np.int64).astype(bool)
+    area = fl("image/object/area")
+    raw_masks: list = []
+    masks = np.zeros((0, height, width), np.uint8)
+    if "image/object/mask" in f:
+        feat = f["image/object/mask"]
+        if feat.HasField("bytes_list"):
+            raw_masks = list(feat.bytes_list.value)
+            if decode_masks and raw_masks:
+                masks = (np.stack([_decode_png_mask(m, where) for m in raw_masks]) > 0).astype(np.uint8)
+        elif feat.HasField("float_list"):
+            vals = np.asarray(feat.float_list.value, np.float32)
+            raw_masks = [vals]
+            if vals.size:
+                if height * width == 0 or vals.size % (height * width):
+                    raise UserError(f"{where}: numerical mask list has {vals.size} values, not a multiple of "
+                                    f"height*width={height * width}")
+                masks = (vals.reshape(-1, height, width) >= 0.5).astype(np.uint8)
+    return RecordExample(
+        path=path, filename=b("image/filename").decode("utf-8", "replace"),
+        source_id=b("image/source_id").decode("utf-8", "replace"), height=height, width=width,
+        encoded=b("image/encoded"), image_format=b("image/format").decode("utf-8", "replace"),
+        boxes=boxes, classes=classes, class_texts=texts, is_crowd=crowd, area=area, masks=masks,
+        index=index, raw_masks=raw_masks)
+
+
+def iter_raw_records(patterns) -> Iterator[tuple]:
+    """Yield ``(path, index, serialized_bytes)`` for every record in the matching files."""
+    import tensorflow as tf
+
+    for path in expand_patterns(patterns):
+        try:
+            for idx, rec in enumerate(tf.data.TFRecordDataset(path).as_numpy_iterator()):
+                yield path, idx, rec
+        except tf.errors.DataLossError as e:
+            raise UserError(f"{path}: not a TFRecord file or corrupt ({e.message.splitlines()[0]})") from None
+
+
+def iter_records(patterns) -> Iterator[RecordExample]:
+    """Yield a `RecordExample` for every record in the files matching ``patterns``, in file order."""
+    for path, idx, rec in iter_raw_records(patterns):
+        yield parse_example(rec, path, idx)
