@@ -9,9 +9,15 @@ so it imports only the standard library, TensorFlow and `object_detection`, and 
 TF versions that install on Python 3.11, then hands the flags after `--` to the real module's
 absl `main`.
 
-Launcher-only option (before `--`): `--once` for `evaluate`: evaluate the latest checkpoint in
-`--checkpoint_dir` once and exit, instead of TFOD2's default of polling for new checkpoints
-every 300 s until `--eval_timeout` (3600 s) passes without one.
+Launcher-only options (before `--`); TFOD2 hard-codes these, model_main_tf2 has no flag:
+  --once                  evaluate: evaluate the latest checkpoint in `--checkpoint_dir` once and
+                          exit, instead of polling for new checkpoints every 300 s until
+                          `--eval_timeout` (3600 s) passes without one.
+  --steps_per_iteration N train: steps run inside one tf.function call (TFOD2: 100). With 100,
+                          `--num_train_steps` and `--checkpoint_every_n` are rounded up to
+                          multiples of 100 and nothing is logged for 100 steps. Default here: 1.
+  --log_every N           train: log `Step N per-step time` and the loss dict every N steps
+                          (TFOD2: 100). Default here: 10.
 """
 
 from __future__ import annotations
@@ -78,45 +84,68 @@ def _patch_eval_once() -> None:
     model_lib_v2.eval_continuously = eval_once
 
 
+def _patch_train_loop(steps_per_iteration: int, log_every: int) -> None:
+    """Set the step granularity model_main_tf2 hard-codes (100 steps per call, log every 100)."""
+    from object_detection import model_lib_v2
+
+    original = model_lib_v2.train_loop
+    model_lib_v2.LOG_EVERY = log_every
+
+    def train_loop(*args, **kwargs):
+        kwargs["num_steps_per_iteration"] = steps_per_iteration
+        return original(*args, **kwargs)
+
+    model_lib_v2.train_loop = train_loop
+
+
+def _parse_own(options: list[str], usage: str):
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="launcher.py", usage=usage, add_help=False)
+    parser.add_argument("mode", choices=sorted(MODULES))
+    parser.add_argument("--once", action="store_true")
+    parser.add_argument("--steps_per_iteration", type=int, default=1)
+    parser.add_argument("--log_every", type=int, default=10)
+    args = parser.parse_args(options)
+    if args.once and args.mode != "evaluate":
+        parser.error("--once only applies to evaluate")
+    if args.steps_per_iteration < 1 or args.log_every < 1:
+        parser.error("--steps_per_iteration and --log_every must be >= 1")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    usage = "usage: launcher.py train|evaluate|export [--once] -- <TFOD2 flags>"
+    usage = "launcher.py train|evaluate|export [launcher options] -- <TFOD2 flags>"
     if "--" in argv:
         split = argv.index("--")
         own, passthrough = argv[:split], argv[split + 1 :]
     else:
         own, passthrough = argv[:1], argv[1:]
-    if not own or own[0] not in MODULES:
-        print(usage, file=sys.stderr)
-        return 2
-    mode, options = own[0], own[1:]
-    unknown = [o for o in options if o != "--once"]
-    if unknown:
-        print(f"launcher: unknown option(s) {unknown}; {usage}", file=sys.stderr)
-        return 2
-    once = "--once" in options
-    if once and mode != "evaluate":
-        print("launcher: --once only applies to evaluate", file=sys.stderr)
-        return 2
+    args = _parse_own(own, usage)  # exits with status 2 and a usage line on a bad option
 
     import importlib
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     aliased = apply_compat_aliases()
-    module = importlib.import_module(MODULES[mode])
-    if once:
+    module_name = MODULES[args.mode]
+    module = importlib.import_module(module_name)
+    if args.mode == "evaluate" and args.once:
         _patch_eval_once()
+    if args.mode == "train":
+        _patch_train_loop(args.steps_per_iteration, args.log_every)
     from absl import app
 
     print(
-        f"{READY_MARKER} {MODULES[mode]} (aliases: {', '.join(aliased) or 'none'})",
+        f"{READY_MARKER} {module_name} (aliases: {', '.join(aliased) or 'none'})",
         file=sys.stderr,
         flush=True,
     )
-    # absl parses flags from argv[1:]; SystemExit carries the exit status.
+    # absl parses the flags from argv[1:] and reports a bad flag itself; SystemExit carries
+    # the exit status.
     try:
-        app.run(module.main, argv=[MODULES[mode]] + passthrough)
+        app.run(module.main, argv=[module_name] + passthrough)
     except SystemExit as e:
         code = e.code
         if code is None:
