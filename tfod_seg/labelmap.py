@@ -233,3 +233,47 @@ def read_label_map(path: str | os.PathLike, allow_gaps: bool = False) -> LabelMa
     except UnicodeDecodeError as e:
         raise LabelMapError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
     return parse_label_map(text, path=path, allow_gaps=allow_gaps)
+
+
+def collect_label_names(samples, sort: bool = True) -> List[str]:
+    """Class names used by a stream of `Sample`s (sorted, or in order of first appearance).
+
+    A `SampleStream` that declares its classes up front (COCO categories) is not scanned: its
+    declared order (contiguous-id order) is kept.
+    """
+    declared = getattr(samples, "label_names", None)
+    if declared:
+        return list(declared)
+    seen: Dict[str, None] = {}
+    for sample in samples:
+        for inst in sample.instances:
+            seen.setdefault(inst.label, None)
+    names = list(seen)
+    return sorted(names) if sort else names
+
+
+def read_class_list(path: str | os.PathLike, ignore: Sequence[str] = ("__ignore__", "_background_")) -> List[str]:
+    """A text file with one class name per line (LabelMe's ``labels.txt`` style) → names.
+
+    Blank lines, ``#`` comments and LabelMe's ``__ignore__``/``_background_`` lines are
+    skipped; a duplicate name is an error naming the file and line.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        raise LabelMapError(f"{path}: class list file not found") from None
+    names: List[str] = []
+    first_line: Dict[str, int] = {}
+    for n, line in enumerate(lines, start=1):
+        name = line.strip()
+        if not name or name.startswith("#") or name in ignore:
+            continue
+        if name in first_line:
+            raise LabelMapError(f"{path}:{n}: duplicate class '{name}' (first on line {first_line[name]})")
+        first_line[name] = n
+        names.append(name)
+    if not names:
+        raise LabelMapError(f"{path}: no class names found (expected one name per line)")
+    return names
