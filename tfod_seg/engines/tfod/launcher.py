@@ -58,6 +58,40 @@ def apply_compat_aliases() -> list[str]:
     return aliased
 
 
+def apply_library_shims() -> list[str]:
+    """Put back what newer NumPy and Pillow removed and the TFOD2 snapshot still uses.
+
+    * ``np.bool``/``np.float``/``np.int``/``np.object`` (removed in NumPy 1.24), used by TFOD2's
+      metrics code;
+    * ``FreeTypeFont.getsize``/``ImageFont.getsize`` (removed in Pillow 10), used by
+      ``visualization_utils`` when evaluation draws its side-by-side images.
+    """
+    shimmed = []
+    import numpy as np
+
+    for name, value in (("bool", bool), ("float", float), ("int", int), ("object", object)):
+        try:
+            getattr(np, name)
+        except AttributeError:
+            setattr(np, name, value)
+            shimmed.append(f"np.{name}")
+    try:
+        from PIL import ImageFont
+    except ImportError:
+        return shimmed
+
+    def getsize(self, text, *args, **kwargs):
+        left, top, right, bottom = self.getbbox(text, *args, **kwargs)
+        return right, bottom  # what getsize returned: the extent from the origin
+
+    for cls in (getattr(ImageFont, "FreeTypeFont", None), getattr(ImageFont, "ImageFont", None),
+                getattr(ImageFont, "TransposedFont", None)):
+        if cls is not None and not hasattr(cls, "getsize") and hasattr(cls, "getbbox"):
+            cls.getsize = getsize
+            shimmed.append(f"PIL.ImageFont.{cls.__name__}.getsize")
+    return shimmed
+
+
 def _first_attr(specs: list[str], default):
     import importlib
 
@@ -128,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-    aliased = apply_compat_aliases()
+    aliased = apply_compat_aliases() + apply_library_shims()
     module_name = MODULES[args.mode]
     module = importlib.import_module(module_name)
     if args.mode == "evaluate" and args.once:
