@@ -72,6 +72,8 @@ def _open(data: bytes, source: Optional[str]) -> "PILImage.Image":
     except UnidentifiedImageError:
         raise AnnotationError(source, "not an image file Pillow can read (unknown or corrupt format)") from None
     except (OSError, ValueError, SyntaxError) as e:  # Pillow raises these for corrupt headers
+        if "runcated" in str(e):
+            raise AnnotationError(source, f"image file is truncated or corrupt ({e})") from None
         raise AnnotationError(source, f"cannot read image header: {e}") from None
 
 

@@ -175,11 +175,7 @@ class EncodedExample:
 
 def load_image(sample: Sample) -> EncodedImage:
     where = sample.source or sample.filename
-    if sample.image_bytes is not None:
-        data = sample.image_bytes
-    else:
-        data = read_bytes(sample.image_path, where)
-        where = f"{where} (image {sample.image_path})" if sample.source else where
+    data = sample.image_bytes if sample.image_bytes is not None else read_bytes(sample.image_path, where)
     return encode_for_record(data, where)
 
 
@@ -201,8 +197,11 @@ def build_example(sample: Sample, class_ids: Sequence[int], class_names: Sequenc
         check_size(image, sample.height, sample.width, where)
     except AnnotationError as e:
         msg = str(e)
+        if e.path and msg.startswith(e.path + ": "):
+            msg = msg[len(e.path) + 2:]
         kind = ("missing_image" if "not found" in msg else
                 "image_size_mismatch" if "size differs" in msg else "bad_image")
+        msg += f" [image {sample.image_path or 'embedded in the annotation'}]"
         return EncodedExample(None, [], [skip_record(where, kind, msg, "image", filename=sample.filename)])
     h, w = image.height, image.width
     skipped: List[dict] = []
