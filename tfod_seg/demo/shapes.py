@@ -10,7 +10,7 @@ What is in it:
 
 * three classes, ``circle``, ``square``, ``triangle`` (ids 1, 2, 3 in that order, as in
   `label_maps/shapes_label_map.pbtxt`);
-* 1 to ``max_objects`` objects per image, sizes from about 7% to 30% of the image side,
+* 1 to ``max_objects`` objects per image, sizes from about 16% to 48% of the image side,
   random colours (kept apart from the background), squares and triangles rotated;
 * overlaps: objects are drawn in order and later ones occlude earlier ones. An occluded
   object is annotated with its *visible* part; when the occluder splits it in pieces, each
@@ -48,7 +48,7 @@ def _background(rng, size: int):
     t = (np.cos(angle) * xx + np.sin(angle) * yy)
     t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
     img = c0[None, None, :] * (1 - t[..., None]) + c1[None, None, :] * t[..., None]
-    img += rng.normal(0, rng.uniform(4, 14), img.shape)
+    img += rng.normal(0, rng.uniform(3, 10), img.shape)
     img = np.clip(img, 0, 255).astype(np.uint8)
     if rng.random() < 0.5:  # clutter: faint lines that are not objects
         import cv2
@@ -128,7 +128,7 @@ def _generate_image(rng, size: int, max_objects: int):
     while len(labels) < target and attempts < target * 15:
         attempts += 1
         label = CLASSES[int(rng.integers(0, len(CLASSES)))]
-        r = rng.uniform(0.07, 0.30) * size / 2 * 1.6
+        r = rng.uniform(0.10, 0.30) * size / 2 * 1.6
         cx = rng.uniform(r * 0.6, size - r * 0.6)
         cy = rng.uniform(r * 0.6, size - r * 0.6)
         poly = _shape_polygon(rng, label, cx, cy, r)
