@@ -11,8 +11,8 @@ Model, in order of preference:
   --build DIR                 train a few steps of pipelines/garden_cpu_demo.yaml on generated
                               shapes and export it with the project's own functions (reused if
                               DIR/exported exists)
-  --fake DIR                  a synthetic export of realistic cost (conv stack at the image
-                              size) returning --detections box-relative 28x28 masks
+  --fake DIR                  a synthetic export whose cost is set by --convs (3x3 convs at
+                              the image size) returning --detections box-relative 28x28 masks
 
   python tools/bench_infer.py --build /tmp/bench_model --images 40
 """
@@ -55,7 +55,7 @@ def build_garden_export(root: str, steps: int, image_size: int) -> str:
     return exported
 
 
-def build_fake_export(root: str, detections: int) -> str:
+def build_fake_export(root: str, detections: int, convs: int = 6) -> str:
     """A synthetic export whose cost grows with the image like a CNN's, with TFOD2 outputs."""
     import tensorflow as tf
 
@@ -63,7 +63,7 @@ def build_fake_export(root: str, detections: int) -> str:
     if os.path.isfile(os.path.join(exported, "saved_model", "saved_model.pb")):
         return exported
     tf.random.set_seed(0)
-    convs = [tf.keras.layers.Conv2D(32, 3, padding="same", activation="relu") for _ in range(6)]
+    convs = [tf.keras.layers.Conv2D(32, 3, padding="same", activation="relu") for _ in range(convs)]
 
     class Fake(tf.Module):
         def __init__(self):
@@ -140,6 +140,7 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=192, help="image side in pixels")
     ap.add_argument("--steps", type=int, default=20, help="training steps for --build")
     ap.add_argument("--detections", type=int, default=20, help="detections per image for --fake")
+    ap.add_argument("--convs", type=int, default=6, help="3x3x32 conv layers in the --fake model (its cost)")
     ap.add_argument("--min-score", type=float, default=0.0, help="min score for infer (0 writes every detection)")
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
@@ -150,7 +151,8 @@ def main() -> int:
     elif args.build:
         export_dir, kind = build_garden_export(args.build, args.steps, args.size), f"Model Garden demo config, {args.steps} steps"
     else:
-        export_dir, kind = build_fake_export(args.fake, args.detections), f"synthetic, {args.detections} detections"
+        export_dir, kind = build_fake_export(args.fake, args.detections, args.convs), \
+            f"synthetic, {args.convs} convs, {args.detections} detections"
     work = tempfile.mkdtemp(prefix="bench_infer_")
     files = make_images(os.path.join(work, "images"), args.images, args.size)
     loop_times, infer_times, summary = [], [], None

@@ -42,6 +42,15 @@ def coco_results(det, image_id: int) -> List[Dict]:
     return out
 
 
+def mask_bounds(mask: np.ndarray):
+    """``(y0, y1, x0, x1)`` (end-exclusive) of the non-zero pixels of a 2-D mask, or None."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if not len(rows):
+        return None
+    cols = np.flatnonzero(mask[rows[0]:rows[-1] + 1].any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
 def mask_to_polygons(mask: np.ndarray, epsilon: float = 0.5, min_points: int = 3) -> Tuple[List[List[Tuple[float, float]]], int]:
     """Outer contours of a 0/1 mask as lists of ``(x, y)`` points; also the number of parts
     dropped because they had fewer than ``min_points`` points.
@@ -54,11 +63,11 @@ def mask_to_polygons(mask: np.ndarray, epsilon: float = 0.5, min_points: int = 3
     """
     import cv2
 
-    ys, xs = np.nonzero(mask)
-    if not len(xs):
+    bounds = mask_bounds(mask)
+    if bounds is None:
         return [], 0
-    y0, x0 = int(ys.min()), int(xs.min())
-    crop = np.ascontiguousarray(mask[y0:int(ys.max()) + 1, x0:int(xs.max()) + 1], dtype=np.uint8)
+    y0, y1, x0, x1 = bounds
+    crop = np.ascontiguousarray(mask[y0:y1, x0:x1], dtype=np.uint8)
     big = cv2.resize(crop, (crop.shape[1] * 2, crop.shape[0] * 2), interpolation=cv2.INTER_NEAREST)
     big = cv2.copyMakeBorder(big, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
     contours, _ = cv2.findContours(big, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
@@ -71,7 +80,7 @@ def mask_to_polygons(mask: np.ndarray, epsilon: float = 0.5, min_points: int = 3
             dropped += 1
             continue
         pts = (pts - 1 + 0.5) / 2.0 + (x0, y0)
-        polys.append([(round(float(x), 2), round(float(y), 2)) for x, y in pts])
+        polys.append(pts.tolist())  # multiples of 0.25: exact and short in JSON
     return polys, dropped
 
 
@@ -93,7 +102,7 @@ def labelme_shapes(det, names: Sequence[str]) -> Tuple[List[Dict], int]:
             empty += 1
             continue
         for poly in polys:
-            shapes.append(dict(base, points=[[x, y] for x, y in poly], shape_type="polygon"))
+            shapes.append(dict(base, points=poly, shape_type="polygon"))
     return shapes, empty
 
 

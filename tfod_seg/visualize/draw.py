@@ -32,6 +32,8 @@ def draw_instances(image: np.ndarray, *, masks: Optional[np.ndarray] = None, box
     ``"label 0.93"`` written above the box. Any of masks/boxes/labels/scores may be None."""
     import cv2
 
+    from tfod_seg.inference.formats import mask_bounds
+
     img = np.ascontiguousarray(image, dtype=np.uint8).copy()
     if img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, axis=2)
@@ -43,10 +45,10 @@ def draw_instances(image: np.ndarray, *, masks: Optional[np.ndarray] = None, box
     if masks is not None and len(masks):
         thickness = max(1, round(min(h, w) / 300))
         for k in range(n):  # each instance touches only its own bounding box
-            ys, xs = np.nonzero(masks[k].any(axis=1))[0], np.nonzero(masks[k].any(axis=0))[0]
-            if not len(ys):
+            bounds = mask_bounds(masks[k])
+            if bounds is None:
                 continue
-            y0, y1, x0, x1 = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
+            y0, y1, x0, x1 = bounds
             m = masks[k, y0:y1, x0:x1].astype(bool)
             region = img[y0:y1, x0:x1]
             region[m] = (region[m] * (1.0 - alpha) + colors[k].astype(np.float32) * alpha).astype(np.uint8)
@@ -61,10 +63,10 @@ def draw_instances(image: np.ndarray, *, masks: Optional[np.ndarray] = None, box
             x0, y0, x1, y1 = (int(round(v)) for v in boxes[k])
             cv2.rectangle(img, (x0, y0), (max(x0, x1 - 1), max(y0, y1 - 1)), color, line)
         else:
-            ys, xs = np.nonzero(masks[k])
-            if not len(xs):
+            bounds = mask_bounds(masks[k])
+            if bounds is None:
                 continue
-            x0, y0 = int(xs.min()), int(ys.min())
+            y0, _, x0, _ = bounds
         text = []
         if labels is not None:
             text.append(str(labels[k]))
