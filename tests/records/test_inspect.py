@@ -9,7 +9,7 @@ from tfod_seg.annotations.labelme import read_labelme
 from tfod_seg.cli import main
 from tfod_seg.labelmap import LabelMap
 from tfod_seg.records.convert import convert_dataset
-from tfod_seg.records.example import bytes_feature, encode_mask_png, float_feature, int64_feature, serialize_example
+from tfod_seg.records.example import bytes_feature, float_feature, int64_feature, serialize_example
 from tfod_seg.records.inspect import inspect_records
 from tfod_seg.records.reader import iter_records
 
@@ -48,7 +48,7 @@ def _bad_record(path):
         "image/object/bbox/xmin": float_feature([0.1, 0.5]), "image/object/bbox/xmax": float_feature([1.2, 0.4]),
         "image/object/bbox/ymin": float_feature([0.1, 0.1]), "image/object/bbox/ymax": float_feature([0.5, 0.5]),
         "image/object/class/label": int64_feature([1, 7]), "image/object/class/text": bytes_feature([b"dog", b"x"]),
-        "image/object/mask": bytes_feature([encode_mask_png(m255)]),
+        "image/object/mask": bytes_feature([encode(m255, "PNG")]),
     }
     import tensorflow as tf
 

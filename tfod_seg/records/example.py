@@ -24,6 +24,7 @@ worker processes light and the output byte-deterministic. Tests parse the result
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import struct
 import zlib
@@ -94,21 +95,77 @@ def _png_chunk(tag: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
 
 
-def encode_mask_png(mask: "np.ndarray") -> bytes:
-    """A 2-D 0/1 uint8 mask → single-channel 8-bit PNG (values kept 0/1, not scaled).
+@functools.lru_cache(maxsize=256)
+def _zero_rows_segment(row_bytes: int, power: int) -> bytes:
+    """Raw deflate blocks (byte-aligned, not final) for ``row_bytes << power`` zero bytes."""
+    comp = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zlib.Z_RLE)
+    return comp.compress(bytes(row_bytes << power)) + comp.flush(zlib.Z_SYNC_FLUSH)
 
-    Written directly with zlib's run-length strategy: masks are mostly runs of zeros, so this
-    is several times faster than a generic PNG encoder at a similar size.
+
+def _zero_rows(row_bytes: int, rows: int) -> bytes:
+    out, power = [], 0
+    while rows:
+        if rows & 1:
+            out.append(_zero_rows_segment(row_bytes, power))
+        rows >>= 1
+        power += 1
+    return b"".join(out)
+
+
+def _adler32_zeros(adler: int, n: int) -> int:
+    """Adler-32 state after appending ``n`` zero bytes."""
+    a, b = adler & 0xFFFF, adler >> 16
+    return (((b + n * a) % 65521) << 16) | a
+
+
+def encode_mask_png_patch(patch: "np.ndarray", x0: int, y0: int, height: int, width: int) -> bytes:
+    """Full-image single-channel 8-bit PNG (values 0/1) of a mask that is zero outside ``patch``
+    placed at ``(x0, y0)``.
+
+    Only the patch rows are compressed; the all-zero rows above and below are cached,
+    byte-aligned deflate blocks concatenated around them (a valid single zlib stream), so the
+    cost follows the object's height, not the image's. The result decodes exactly like a
+    generic encoder's output (tests compare with Pillow and TensorFlow decoders).
     """
     import numpy as np
 
-    h, w = mask.shape
-    raw = np.zeros((h, w + 1), np.uint8)  # each row: filter byte 0 + pixels
-    raw[:, 1:] = mask
-    comp = zlib.compressobj(6, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
-    idat = comp.compress(raw.tobytes()) + comp.flush()
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+    ph, pw = patch.shape
+    row = width + 1  # each PNG row: filter byte 0 + pixels
+    pieces = [_zero_rows(row, y0)]
+    adler = _adler32_zeros(1, y0 * row)
+    if ph:
+        raw = np.zeros((ph, row), np.uint8)
+        raw[:, 1 + x0:1 + x0 + pw] = patch
+        middle = raw.tobytes()
+        comp = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zlib.Z_RLE)
+        pieces.append(comp.compress(middle) + comp.flush(zlib.Z_SYNC_FLUSH))
+        adler = zlib.adler32(middle, adler)
+    below = height - y0 - ph
+    pieces.append(_zero_rows(row, below))
+    pieces.append(b"\x03\x00")  # final empty fixed-Huffman block
+    adler = _adler32_zeros(adler, below * row)
+    idat = b"\x78\x01" + b"".join(pieces) + struct.pack(">I", adler)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
             + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b""))
+
+
+def tight_patch(mask: "np.ndarray"):
+    """Crop a full-image mask to its non-zero rows/columns: ``(patch, x0, y0)``."""
+    import numpy as np
+
+    rows = np.flatnonzero(mask.any(axis=1))
+    if not len(rows):
+        return np.zeros((0, 0), np.uint8), 0, 0
+    cols = np.flatnonzero(mask.any(axis=0))
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    return (mask[y0:y1, x0:x1] != 0).astype(np.uint8), x0, y0
+
+
+def encode_mask_png(mask: "np.ndarray") -> bytes:
+    """A 2-D 0/1 mask → single-channel 8-bit PNG (values kept 0/1, not scaled)."""
+    h, w = mask.shape
+    patch, x0, y0 = tight_patch(mask)
+    return encode_mask_png_patch(patch, x0, y0, h, w)
 
 
 class MaskError(ValueError):
@@ -119,44 +176,64 @@ class MaskError(ValueError):
         super().__init__(message)
 
 
-def rasterize(mask, height: int, width: int) -> "np.ndarray":
-    """A mask source (`Polygons`, `RLE`, `Bitmap`) → full-image uint8 ``(height, width)`` 0/1."""
+def rasterize_patch(mask, height: int, width: int):
+    """A mask source (`Polygons`, `RLE`, `Bitmap`) → ``(patch, x0, y0)``: the uint8 0/1 mask
+    cropped to its non-zero pixels, and where the crop sits in the ``height`` x ``width`` image.
+
+    Polygons and RLE go through pycocotools exactly as Model Garden's converter does
+    (``frPyObjects`` + ``merge`` + ``decode`` on the full image), then are cropped, so pixels
+    are identical to its output.
+    """
     import numpy as np
     from pycocotools import mask as mask_util
 
     if isinstance(mask, Polygons):
         rles = mask_util.frPyObjects([list(p) for p in mask.parts], height, width)
         rle = mask_util.merge(rles) if len(rles) > 1 else rles[0]
-        return mask_util.decode(rle)
-    if isinstance(mask, RLE):
+        full = mask_util.decode(rle)
+    elif isinstance(mask, RLE):
         size = tuple(int(v) for v in mask.size)
         if size != (height, width):
             raise MaskError("rle_size_mismatch",
                             f"RLE size (h, w)={size} differs from the image size ({height}, {width})")
         counts = mask.counts
         if isinstance(counts, (list, tuple)):
-            rle = mask_util.frPyObjects({"counts": list(counts), "size": [height, width]}, height, width)
             if sum(counts) != height * width:
                 raise MaskError("rle_size_mismatch",
                                 f"uncompressed RLE counts sum to {sum(counts)}, expected height*width={height * width}")
+            rle = mask_util.frPyObjects({"counts": list(counts), "size": [height, width]}, height, width)
         else:
             rle = {"counts": counts.encode("ascii") if isinstance(counts, str) else counts, "size": [height, width]}
         try:
-            out = mask_util.decode(rle)
+            full = mask_util.decode(rle)
         except Exception as e:  # pycocotools raises bare Exceptions for corrupt counts
             raise MaskError("bad_rle", f"cannot decode RLE: {e}") from None
-        return (out != 0).astype(np.uint8)
-    if isinstance(mask, Bitmap):
+    elif isinstance(mask, Bitmap):
         arr = mask.load()
-        out = np.zeros((height, width), np.uint8)
         x0, y0 = int(mask.x0), int(mask.y0)
         h, w = arr.shape
         ys, xs = max(0, -y0), max(0, -x0)
         ye, xe = min(h, height - y0), min(w, width - x0)
-        if ye > ys and xe > xs:
-            out[y0 + ys:y0 + ye, x0 + xs:x0 + xe] = arr[ys:ye, xs:xe] != 0
-        return out
-    raise MaskError("no_mask", "instance has no mask (box only); Mask R-CNN needs a mask per instance")
+        if ye <= ys or xe <= xs:
+            return np.zeros((0, 0), np.uint8), 0, 0
+        patch, px, py = tight_patch(arr[ys:ye, xs:xe])
+        return patch, x0 + xs + px, y0 + ys + py
+    else:
+        raise MaskError("no_mask", "instance has no mask (box only); Mask R-CNN needs a mask per instance")
+    x, y, w, h = (int(round(v)) for v in mask_util.toBbox(rle))  # tight box of the foreground
+    if w <= 0 or h <= 0:
+        return np.zeros((0, 0), np.uint8), 0, 0
+    return (full[y:y + h, x:x + w] != 0).astype(np.uint8), x, y
+
+
+def rasterize(mask, height: int, width: int) -> "np.ndarray":
+    """A mask source (`Polygons`, `RLE`, `Bitmap`) → full-image uint8 ``(height, width)`` 0/1."""
+    import numpy as np
+
+    patch, x0, y0 = rasterize_patch(mask, height, width)
+    out = np.zeros((height, width), np.uint8)
+    out[y0:y0 + patch.shape[0], x0:x0 + patch.shape[1]] = patch
+    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -208,12 +285,12 @@ def build_example(sample: Sample, class_ids: Sequence[int], class_names: Sequenc
     boxes, labels, texts, crowd, areas, masks = [], [], [], [], [], []
     for i, inst in enumerate(sample.instances):
         try:
-            m = rasterize(inst.mask, h, w)
+            m = rasterize_patch(inst.mask, h, w)
         except MaskError as e:
             skipped.append(skip_record(where, e.kind, f"instance {i} '{inst.label}': {e}", "instance",
                                        label=inst.label, index=i))
             continue
-        pixels = int(np.count_nonzero(m))
+        pixels = int(np.count_nonzero(m[0]))
         if pixels == 0:
             skipped.append(skip_record(where, "empty_mask",
                                        f"instance {i} '{inst.label}': mask is empty after rasterising "
@@ -246,8 +323,11 @@ def build_example(sample: Sample, class_ids: Sequence[int], class_names: Sequenc
         "image/object/area": float_feature(areas),
     }
     if mask_type == "png":
-        feats["image/object/mask"] = bytes_feature([encode_mask_png(m) for m in masks])
+        feats["image/object/mask"] = bytes_feature([encode_mask_png_patch(p, x0, y0, h, w) for p, x0, y0 in masks])
     else:
-        flat = np.stack(masks).astype(np.float32).reshape(-1) if masks else np.zeros(0, np.float32)
+        full = np.zeros((len(masks), h, w), np.float32)
+        for k, (p, x0, y0) in enumerate(masks):
+            full[k, y0:y0 + p.shape[0], x0:x0 + p.shape[1]] = p
+        flat = full.reshape(-1)
         feats["image/object/mask"] = float_feature(flat)
     return EncodedExample(serialize_example(feats), labels, skipped, image.reencoded)

@@ -12,10 +12,11 @@ differences that the conversion relies on:
 * **Atomic**: each shard is written under a temporary name and renamed only when every shard
   is complete; on any error the temporary files are removed.
 
-Workers import only NumPy/Pillow/pycocotools. They are forked when the parent has not
-imported TensorFlow (the CLI case: the parent imports it only to write, after the pool
-exists), else started from a ``forkserver`` so TensorFlow's threads are never forked; in that
-case a calling script needs the usual ``if __name__ == "__main__":`` guard.
+Nothing here imports TensorFlow: records are framed by `tfod_seg.records.tfrecord`. Workers
+import only NumPy/Pillow/pycocotools. They are forked when the parent has not imported
+TensorFlow (the CLI case), else started from a ``forkserver`` so TensorFlow's threads are
+never forked; in that case a calling script needs the usual ``if __name__ == "__main__":``
+guard.
 """
 
 from __future__ import annotations
@@ -127,9 +128,9 @@ class ShardedRecordWriter:
         return self
 
     def _open(self):
-        import tensorflow as tf  # deferred: only the parent writes, and only once there is data
+        from tfod_seg.records.tfrecord import TFRecordFile
 
-        self._writers = [tf.io.TFRecordWriter(p) for p in self._tmp]
+        self._writers = [TFRecordFile(p) for p in self._tmp]
 
     def write(self, record: bytes, instances: int = 0) -> int:
         """Append one serialized record; returns the shard index it went to."""
