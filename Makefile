@@ -38,4 +38,4 @@ tfod-env:
 	TFOD_VENV=$(TFOD_VENV) PYTHON=$(PYTHON) bash tools/setup_tfod_env.sh
 
 test-tfod: tfod-env
-	$(TFOD_VENV)/bin/python -m pytest -m tfod tests/engines/tfod $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+	TFOD_SEG_TFOD_PYTHON=$(abspath $(TFOD_VENV))/bin/python $(TFOD_VENV)/bin/python -m pytest -m tfod tests/engines/tfod $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc

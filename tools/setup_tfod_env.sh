@@ -33,7 +33,21 @@ for name in ("tensorflow", "object_detection", "tf_slim", "pycocotools", "pytest
 PY
 }
 
+# tfod_seg in the environment must be this checkout (a cached environment may have been built
+# from another clone); checked from / so the current directory does not shadow it.
+points_here() {
+    local here
+    here=$(pwd -P)
+    (cd / && "$VENV/bin/python" -c "import os, sys, tfod_seg
+sys.exit(0 if os.path.realpath(os.path.dirname(os.path.dirname(tfod_seg.__file__))) == sys.argv[1] else 1)" "$here") 2>/dev/null
+}
+
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && check; then
+    if ! points_here; then
+        echo "tfod-env: re-pointing tfod_seg in $VENV at $(pwd -P)"
+        "$VENV/bin/python" -m pip --disable-pip-version-check install -q --no-deps -e . \
+            2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+    fi
     echo "tfod-env: reusing $VENV (stamp matches $PINS)"
     exit 0
 fi

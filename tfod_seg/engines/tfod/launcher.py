@@ -66,13 +66,16 @@ def apply_library_shims() -> list[str]:
     * ``FreeTypeFont.getsize``/``ImageFont.getsize`` (removed in Pillow 10), used by
       ``visualization_utils`` when evaluation draws its side-by-side images.
     """
-    shimmed = []
+    import warnings
+
     import numpy as np
 
+    shimmed = []
     for name, value in (("bool", bool), ("float", float), ("int", int), ("object", object)):
-        try:
-            getattr(np, name)
-        except AttributeError:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # NumPy warns on the lookup of an expired alias
+            missing = not hasattr(np, name)
+        if missing:
             setattr(np, name, value)
             shimmed.append(f"np.{name}")
     try:
