@@ -125,3 +125,22 @@ def tiny_trained_model(tmp_path_factory) -> TinyModel:
 
 
 # ---- export fixture (C2) below this line -------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class TinyExport:
+    """The session's tiny model exported once with the TFOD2 signature (read-only)."""
+
+    output_directory: str  # saved_model/, checkpoint/, pipeline.yaml, label_map.pbtxt
+    saved_model: str  # output_directory/saved_model
+    input_type: str
+    model: TinyModel
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_trained_model, tmp_path_factory) -> TinyExport:
+    from tfod_seg.engines.garden.export import export
+
+    out = str(tmp_path_factory.mktemp("tiny_export"))
+    saved_model = export(tiny_trained_model.config, tiny_trained_model.model_dir, out, input_type="image_tensor")
+    return TinyExport(output_directory=out, saved_model=saved_model, input_type="image_tensor", model=tiny_trained_model)
