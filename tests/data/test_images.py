@@ -105,3 +105,19 @@ def test_not_an_image():
 def test_missing_file(tmp_path):
     with pytest.raises(AnnotationError, match="image file not found"):
         images.load_rgb(tmp_path / "nope.jpg")
+
+
+def test_jpeg_completeness_check():
+    data = encode(photo(64, 48), "JPEG", quality=90)
+    assert images.jpeg_is_complete(data)
+    assert images.jpeg_is_complete(data + b"trailing bytes after EOI")
+    for cut in (len(data) - 2, len(data) - 100, len(data) // 2):
+        assert not images.jpeg_is_complete(data[:cut])
+    # an EXIF thumbnail's end marker before the scan does not make a truncated file pass
+    img = Image.fromarray(photo(64, 48))
+    exif = img.getexif()
+    exif[0x010F] = "cam"
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", exif=exif.tobytes() + b"\xff\xd9")
+    full = buf.getvalue()
+    assert images.jpeg_is_complete(full) and not images.jpeg_is_complete(full[:-50])

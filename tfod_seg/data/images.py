@@ -24,8 +24,10 @@ decoders ignore EXIF. tfod-seg therefore:
 An annotation whose declared size matches the stored (sideways) pixel grid instead of the
 upright one is refused with a message saying so, rather than silently misaligned.
 
-Every image is fully decoded once while converting, so truncated or corrupt files are caught
-at conversion time, not in the middle of training.
+Every image is checked while converting, so truncated files are caught at conversion time, not
+in the middle of training: JPEGs that pass through are checked structurally (headers parse,
+the scan data ends with an end-of-image marker) without decoding pixels; every other image is
+fully decoded.
 """
 
 from __future__ import annotations
@@ -154,6 +156,31 @@ def image_size(path: Union[str, os.PathLike, None] = None, data: Optional[bytes]
     return upright_size(w, h, _orientation(img))
 
 
+def jpeg_is_complete(data: bytes) -> bool:
+    """True when the JPEG's marker segments lead to a scan followed by an end-of-image marker.
+
+    Entropy-coded data cannot contain ``FF D9`` (0xFF bytes are stuffed), so an EOI after the
+    first start-of-scan means the file was not cut short; an EXIF thumbnail's EOI sits before
+    the scan and does not count. Trailing bytes after the EOI are allowed.
+    """
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return False
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            i += 2
+            continue
+        seg_end = i + 2 + int.from_bytes(data[i + 2:i + 4], "big")
+        if marker == 0xDA:  # start of scan
+            return data.rfind(b"\xff\xd9") >= seg_end
+        i = seg_end
+    return False
+
+
 def encode_for_record(data: bytes, source: Optional[str] = None) -> EncodedImage:
     """Validate ``data`` by decoding it and return the bytes to store (see module docstring).
 
@@ -164,10 +191,10 @@ def encode_for_record(data: bytes, source: Optional[str] = None) -> EncodedImage
     orientation = _orientation(img)
     w, h = img.size
     if orientation == 1 and fmt in ("JPEG", "MPO") and img.mode in ("L", "RGB"):
-        # Pass-through: decode at 1/8 scale (libjpeg still reads every entropy-coded block,
-        # so truncation is caught) to validate cheaply.
-        img.draft(img.mode, (max(1, w // 8), max(1, h // 8)))
-        _load(img, source)
+        # Pass-through: Pillow has parsed the headers; check the scan data is complete.
+        if not jpeg_is_complete(data):
+            raise AnnotationError(source, "image file is truncated or corrupt (no end-of-image marker "
+                                          "after the scan data)")
         return EncodedImage(data, "jpeg", h, w, orientation)
     _load(img, source)
     if orientation == 1 and fmt == "PNG" and img.mode in ("L", "RGB"):

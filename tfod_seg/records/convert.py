@@ -48,8 +48,13 @@ def is_val(key: str, seed: int, val_fraction: float) -> bool:
 
 
 def _encode_task(args) -> EncodedExample:  # runs in worker processes
+    from tfod_seg.records.tfrecord import frame
+
     sample, ids, names, mask_type = args
-    return build_example(sample, ids, names, mask_type=mask_type)
+    result = build_example(sample, ids, names, mask_type=mask_type)
+    if result.data is not None:
+        result.data = frame(result.data)  # checksums computed in the worker, not the parent
+    return result
 
 
 class _LabelIds:
@@ -121,6 +126,8 @@ def convert_dataset(samples: Iterable[Sample], out_dir: Union[str, os.PathLike],
     class_counts: Dict[str, collections.Counter] = {s: collections.Counter() for s in splits}
     images = {s: 0 for s in splits}
     reencoded = 0
+    numeric_ok = [False]  # set once a non-numeric source id has been noted
+    extra_notes: List[dict] = []
     os.makedirs(out_dir, exist_ok=True)
 
     def reader_skips():
@@ -153,6 +160,11 @@ def convert_dataset(samples: Iterable[Sample], out_dir: Union[str, os.PathLike],
                     progress.update(1)
                 continue
             seen_ids[sample.source_id] = where
+            if not numeric_ok[0] and not str(sample.source_id).isdigit():
+                numeric_ok[0] = True
+                extra_notes.append(skip_record(where, "non_numeric_source_id",
+                                               f"source id {sample.source_id!r} is not an integer; Model Garden's "
+                                               "COCO evaluator parses image/source_id as int64", "note"))
             kept, ids, names = [], [], []
             for i, inst in enumerate(sample.instances):
                 cid = labels.get(inst.label)
@@ -174,15 +186,16 @@ def convert_dataset(samples: Iterable[Sample], out_dir: Union[str, os.PathLike],
 
     writers = {s: ShardedRecordWriter(out_dir, s, shard_counts[s]) for s in splits}
     removed = []
+    results = parallel_map(_encode_task, tasks(), workers=workers)
     try:
         for w in writers.values():
             w.__enter__()
-        for idx, result in enumerate(parallel_map(_encode_task, tasks(), workers=workers)):
+        for idx, result in enumerate(results):
             split = split_of[idx]
             for rec in result.skipped:
                 add_skip(rec)
             if result.data is not None:
-                writers[split].write(result.data, instances=len(result.classes))
+                writers[split].write_framed(result.data, instances=len(result.classes))
                 images[split] += 1
                 if result.reencoded:
                     reencoded += 1
@@ -190,6 +203,7 @@ def convert_dataset(samples: Iterable[Sample], out_dir: Union[str, os.PathLike],
             if progress is not None:
                 progress.update(1)
     except BaseException as e:
+        results.close()  # stops the worker pool now, not at garbage collection
         for w in writers.values():
             w.__exit__(type(e), e, None)
         raise
@@ -204,7 +218,7 @@ def convert_dataset(samples: Iterable[Sample], out_dir: Union[str, os.PathLike],
     else:
         lm_path = None
     id_to_name = final_map.to_dict() if final_map is not None else {}
-    notes = list(stream.notes) if stream is not None else []
+    notes = (list(stream.notes) if stream is not None else []) + extra_notes
     for old in removed:
         notes.append(skip_record(old, "removed_stale_shard", "removed a shard file left by an earlier run", "note"))
     for s in splits:

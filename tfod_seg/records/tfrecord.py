@@ -144,6 +144,9 @@ class TFRecordFile:
     def write(self, record: bytes) -> None:
         self._f.write(frame(record))
 
+    def write_framed(self, framed: bytes) -> None:
+        self._f.write(framed)
+
     def close(self) -> None:
         self._f.close()
 

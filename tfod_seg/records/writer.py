@@ -134,10 +134,17 @@ class ShardedRecordWriter:
 
     def write(self, record: bytes, instances: int = 0) -> int:
         """Append one serialized record; returns the shard index it went to."""
+        from tfod_seg.records.tfrecord import frame
+
+        return self.write_framed(frame(record), instances)
+
+    def write_framed(self, framed: bytes, instances: int = 0) -> int:
+        """Append one record already framed by `tfod_seg.records.tfrecord.frame` (checksums
+        computed by a worker); returns the shard index it went to."""
         if self._writers is None:
             self._open()
         shard = self._count % self.num_shards
-        self._writers[shard].write(record)
+        self._writers[shard].write_framed(framed)
         self.records[shard] += 1
         self.instances[shard] += instances
         self._count += 1
