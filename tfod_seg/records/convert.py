@@ -31,12 +31,15 @@ from tfod_seg.data.stream import SampleStream, skip_record
 from tfod_seg.data.types import Sample
 from tfod_seg.errors import StrictModeError, UserError
 from tfod_seg.labelmap import LabelMap, read_label_map
-from tfod_seg.records.example import MASK_TYPES, EncodedExample, build_example
-from tfod_seg.records.writer import ShardedRecordWriter, default_workers, parallel_map
+from tfod_seg.records.example import MASK_TYPES, EncodedExample, build_example, serialize_example
+from tfod_seg.records.writer import BackgroundImport, ShardedRecordWriter, default_workers, parallel_map
 
 log = logging.getLogger(__name__)
 
 IMAGES_PER_SHARD = 1000
+# Encoded examples kept in memory while TensorFlow (needed to build and write the Examples)
+# is still being imported in the background.
+MAX_BUFFER_BYTES = 256 << 20
 
 
 def is_val(key: str, seed: int, val_fraction: float) -> bool:
@@ -47,14 +50,9 @@ def is_val(key: str, seed: int, val_fraction: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2.0 ** 64 < val_fraction
 
 
-def _encode_task(args) -> EncodedExample:  # runs in worker processes
-    from tfod_seg.records.tfrecord import frame
-
+def _encode_task(args) -> EncodedExample:  # runs in worker processes (no TensorFlow)
     sample, ids, names, mask_type = args
-    result = build_example(sample, ids, names, mask_type=mask_type)
-    if result.data is not None:
-        result.data = frame(result.data)  # checksums computed in the worker, not the parent
-    return result
+    return build_example(sample, ids, names, mask_type=mask_type)
 
 
 class _LabelIds:
@@ -186,7 +184,20 @@ def convert_dataset(samples: Iterable[Sample], out_dir: Union[str, os.PathLike],
 
     writers = {s: ShardedRecordWriter(out_dir, s, shard_counts[s]) for s in splits}
     removed = []
-    results = parallel_map(_encode_task, tasks(), workers=workers)
+    # Workers rasterise and PNG-encode without TensorFlow; this process imports it meanwhile
+    # (after the fork) and builds + writes the tf.train.Examples in input order.
+    tf_import = BackgroundImport("tensorflow")
+    results = parallel_map(_encode_task, tasks(), workers=workers, on_start=tf_import.start)
+    buffer: List[Tuple[str, EncodedExample]] = []
+    buffered = [0]
+
+    def flush() -> None:
+        tf_import.wait()
+        for split, result in buffer:
+            writers[split].write(serialize_example(result.features), instances=len(result.classes))
+        buffer.clear()
+        buffered[0] = 0
+
     try:
         for w in writers.values():
             w.__enter__()
@@ -194,16 +205,21 @@ def convert_dataset(samples: Iterable[Sample], out_dir: Union[str, os.PathLike],
             split = split_of[idx]
             for rec in result.skipped:
                 add_skip(rec)
-            if result.data is not None:
-                writers[split].write_framed(result.data, instances=len(result.classes))
+            if result.features is not None:
+                buffer.append((split, result))
+                buffered[0] += result.nbytes
                 images[split] += 1
                 if result.reencoded:
                     reencoded += 1
                 class_counts[split].update(result.classes)
+                if tf_import.done() or buffered[0] > MAX_BUFFER_BYTES:
+                    flush()
             if progress is not None:
                 progress.update(1)
+        flush()
     except BaseException as e:
         results.close()  # stops the worker pool now, not at garbage collection
+        tf_import.join()  # never leave an import half done in a thread at exit
         for w in writers.values():
             w.__exit__(type(e), e, None)
         raise

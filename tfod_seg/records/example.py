@@ -15,20 +15,17 @@ list of length N*H*W.
 
 Masks are rasterised here, at write time: polygons and RLE through pycocotools (the same
 calls as Model Garden's ``create_coco_tf_record``, so outputs are comparable pixel for pixel),
-bitmaps placed at their offset. This module imports no TensorFlow: the protobuf wire format
-of ``tf.train.Example`` is written directly (field order fixed, keys sorted), which keeps
-worker processes light and the output byte-deterministic. Tests parse the result with
-``tf.train.Example`` and Model Garden's ``TfExampleDecoder``.
+bitmaps placed at their offset, and PNG-encoded with OpenCV. `build_example` (run in worker
+processes) needs no TensorFlow: it returns the features as plain values; `make_example` /
+`serialize_example` turn them into a ``tf.train.Example`` (TensorFlow's ``example_pb2``) with
+``SerializeToString(deterministic=True)``, in the process that writes the shards.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
-import struct
-import zlib
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 from tfod_seg.data.images import EncodedImage, check_size, encode_for_record, read_bytes
 from tfod_seg.data.stream import skip_record
@@ -42,111 +39,78 @@ MASK_TYPES = ("png", "numerical")
 
 
 # ---------------------------------------------------------------------------------------
-# Protobuf wire format of tf.train.Example (tensorflow/core/example/{example,feature}.proto)
-# Example{features=1} Features{map<string,Feature> feature=1}
-# Feature{bytes_list=1 | float_list=2 | int64_list=3}; each list: repeated value=1 (packed).
+# Features: plain, picklable values in worker processes; tf.train.Example in the writer
 # ---------------------------------------------------------------------------------------
-def _varint(n: int) -> bytes:
-    if n < 0:
-        n += 1 << 64
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
+def bytes_feature(values: Sequence[bytes]) -> Tuple[str, list]:
+    return ("bytes", list(values))
 
 
-def _ld(field: int, payload: bytes) -> bytes:
-    """A length-delimited field (wire type 2)."""
-    return _varint((field << 3) | 2) + _varint(len(payload)) + payload
+def int64_feature(values) -> Tuple[str, list]:
+    return ("int64", [int(v) for v in values])
 
 
-def bytes_feature(values: Sequence[bytes]) -> bytes:
-    return _ld(1, b"".join(_ld(1, v) for v in values))
-
-
-def float_feature(values) -> bytes:
+def float_feature(values) -> Tuple[str, list]:
     import numpy as np
 
-    arr = np.asarray(values, dtype="<f4").reshape(-1)
-    inner = _ld(1, arr.tobytes()) if arr.size else b""
-    return _ld(2, inner)
+    return ("float", np.asarray(values, np.float32).reshape(-1).tolist())
 
 
-def int64_feature(values: Sequence[int]) -> bytes:
-    inner = _ld(1, b"".join(_varint(int(v)) for v in values)) if len(values) else b""
-    return _ld(3, inner)
+def make_example(features: Dict[str, Tuple[str, list]]):
+    """``{key: (kind, values)}`` (from `bytes_feature`, `int64_feature`, `float_feature`) →
+    ``tf.train.Example``. Imports TensorFlow (for its ``example_pb2``). Keys are added in
+    sorted order and an empty list still sets its kind (``int64_list {}``), as TFOD2's and
+    Model Garden's decoders expect for images without objects."""
+    from tensorflow.core.example import example_pb2
+
+    example = example_pb2.Example()
+    fmap = example.features.feature
+    for key in sorted(features):
+        kind, values = features[key]
+        lst = getattr(fmap[key], kind + "_list")
+        lst.SetInParent()
+        lst.value.extend(values)
+    return example
 
 
-def serialize_example(features: Dict[str, bytes]) -> bytes:
-    """``{key: encoded Feature}`` → serialized ``tf.train.Example`` (keys sorted)."""
-    entries = b"".join(_ld(1, _ld(1, k.encode("utf-8")) + _ld(2, features[k])) for k in sorted(features))
-    return _ld(1, entries)
+def serialize_example(features: Dict[str, Tuple[str, list]]) -> bytes:
+    """``{key: (kind, values)}`` → serialized ``tf.train.Example`` (deterministic bytes)."""
+    return make_example(features).SerializeToString(deterministic=True)
 
 
 # ---------------------------------------------------------------------------------------
 # Masks
 # ---------------------------------------------------------------------------------------
-def _png_chunk(tag: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+# Measured on 640x480-1024x768 masks (CPU time per mask): OpenCV's default PNG settings
+# (adaptive row filters, level 1) ~3.4 ms, Pillow's default ~2.3 ms, no row filter + zlib's
+# RLE strategy ~0.75 ms at any level 1-6 with the same output size (1.1 kB). A 0/1 mask has
+# long runs of equal bytes, which is exactly what the RLE strategy matches.
+def _png_params():
+    import cv2
+
+    return [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE,
+            cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
 
 
-@functools.lru_cache(maxsize=256)
-def _zero_rows_segment(row_bytes: int, power: int) -> bytes:
-    """Raw deflate blocks (byte-aligned, not final) for ``row_bytes << power`` zero bytes."""
-    comp = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zlib.Z_RLE)
-    return comp.compress(bytes(row_bytes << power)) + comp.flush(zlib.Z_SYNC_FLUSH)
+def encode_mask_png(mask: "np.ndarray") -> bytes:
+    """A 2-D 0/1 uint8 mask → single-channel 8-bit PNG (values kept 0/1, not scaled), encoded
+    with OpenCV (no row filter, zlib RLE strategy, level 1)."""
+    import cv2
+    import numpy as np
 
-
-def _zero_rows(row_bytes: int, rows: int) -> bytes:
-    out, power = [], 0
-    while rows:
-        if rows & 1:
-            out.append(_zero_rows_segment(row_bytes, power))
-        rows >>= 1
-        power += 1
-    return b"".join(out)
-
-
-def _adler32_zeros(adler: int, n: int) -> int:
-    """Adler-32 state after appending ``n`` zero bytes."""
-    a, b = adler & 0xFFFF, adler >> 16
-    return (((b + n * a) % 65521) << 16) | a
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(mask, dtype=np.uint8), _png_params())
+    if not ok:  # pragma: no cover - OpenCV fails only on unsupported dtypes/shapes
+        raise RuntimeError(f"OpenCV could not PNG-encode a mask of shape {mask.shape}")
+    return buf.tobytes()
 
 
 def encode_mask_png_patch(patch: "np.ndarray", x0: int, y0: int, height: int, width: int) -> bytes:
-    """Full-image single-channel 8-bit PNG (values 0/1) of a mask that is zero outside ``patch``
-    placed at ``(x0, y0)``.
-
-    Only the patch rows are compressed; the all-zero rows above and below are cached,
-    byte-aligned deflate blocks concatenated around them (a valid single zlib stream), so the
-    cost follows the object's height, not the image's. The result decodes exactly like a
-    generic encoder's output (tests compare with Pillow and TensorFlow decoders).
-    """
+    """Full-image (``height`` x ``width``) PNG of a mask that is ``patch`` at ``(x0, y0)`` and
+    zero elsewhere."""
     import numpy as np
 
-    ph, pw = patch.shape
-    row = width + 1  # each PNG row: filter byte 0 + pixels
-    pieces = [_zero_rows(row, y0)]
-    adler = _adler32_zeros(1, y0 * row)
-    if ph:
-        raw = np.zeros((ph, row), np.uint8)
-        raw[:, 1 + x0:1 + x0 + pw] = patch
-        middle = raw.tobytes()
-        comp = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zlib.Z_RLE)
-        pieces.append(comp.compress(middle) + comp.flush(zlib.Z_SYNC_FLUSH))
-        adler = zlib.adler32(middle, adler)
-    below = height - y0 - ph
-    pieces.append(_zero_rows(row, below))
-    pieces.append(b"\x03\x00")  # final empty fixed-Huffman block
-    adler = _adler32_zeros(adler, below * row)
-    idat = b"\x78\x01" + b"".join(pieces) + struct.pack(">I", adler)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-            + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b""))
+    full = np.zeros((height, width), np.uint8)
+    full[y0:y0 + patch.shape[0], x0:x0 + patch.shape[1]] = patch
+    return encode_mask_png(full)
 
 
 def tight_patch(mask: "np.ndarray"):
@@ -159,13 +123,6 @@ def tight_patch(mask: "np.ndarray"):
     cols = np.flatnonzero(mask.any(axis=0))
     y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
     return (mask[y0:y1, x0:x1] != 0).astype(np.uint8), x0, y0
-
-
-def encode_mask_png(mask: "np.ndarray") -> bytes:
-    """A 2-D 0/1 mask → single-channel 8-bit PNG (values kept 0/1, not scaled)."""
-    h, w = mask.shape
-    patch, x0, y0 = tight_patch(mask)
-    return encode_mask_png_patch(patch, x0, y0, h, w)
 
 
 class MaskError(ValueError):
@@ -241,13 +198,26 @@ def rasterize(mask, height: int, width: int) -> "np.ndarray":
 # ---------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class EncodedExample:
-    """Result of encoding one sample: the serialized Example (``None`` if the image was skipped),
-    the label ids written (one per kept instance), and skip records for what was left out."""
+    """Result of encoding one sample: the Example's features as plain values (``None`` if the
+    image was skipped; picklable, no TensorFlow needed to build them), the label ids written
+    (one per kept instance), and skip records for what was left out."""
 
-    data: Optional[bytes]
+    features: Optional[Dict[str, Tuple[str, list]]]
     classes: List[int]
     skipped: List[dict]
     reencoded: Optional[str] = None
+
+    @property
+    def data(self) -> Optional[bytes]:
+        """The serialized ``tf.train.Example`` (imports TensorFlow), or ``None``."""
+        return None if self.features is None else serialize_example(self.features)
+
+    @property
+    def nbytes(self) -> int:
+        """Approximate size of the encoded image and masks (for bounding buffers)."""
+        if self.features is None:
+            return 0
+        return sum(len(v) for kind, vals in self.features.values() if kind == "bytes" for v in vals)
 
 
 def load_image(sample: Sample) -> EncodedImage:
@@ -330,4 +300,4 @@ def build_example(sample: Sample, class_ids: Sequence[int], class_names: Sequenc
             full[k, y0:y0 + p.shape[0], x0:x0 + p.shape[1]] = p
         flat = full.reshape(-1)
         feats["image/object/mask"] = float_feature(flat)
-    return EncodedExample(serialize_example(feats), labels, skipped, image.reencoded)
+    return EncodedExample(feats, labels, skipped, image.reencoded)

@@ -94,7 +94,10 @@ def parse_example(serialized: bytes, path: str = "", index: int = 0, decode_mask
     from tensorflow.core.example import example_pb2
 
     where = f"{path}#{index}"
-    ex = example_pb2.Example.FromString(serialized)
+    try:
+        ex = example_pb2.Example.FromString(serialized)
+    except Exception as e:  # google.protobuf.message.DecodeError
+        raise UserError(f"{path}: record {index} is not a tf.train.Example ({e})") from None
     f = ex.features.feature
 
     def b(key, default=b""):
@@ -143,15 +146,24 @@ def parse_example(serialized: bytes, path: str = "", index: int = 0, decode_mask
 
 
 def iter_raw_records(patterns) -> Iterator[tuple]:
-    """Yield ``(path, index, serialized_bytes)`` for every record in the matching files."""
+    """Yield ``(path, index, serialized_bytes)`` for every record in the matching files.
+
+    Files are read with ``tf.data.TFRecordDataset``, which verifies the length and data
+    checksums; a truncated or corrupt file raises `UserError` naming the file and the index
+    of the first unreadable record.
+    """
     import tensorflow as tf
 
     for path in expand_patterns(patterns):
+        idx = 0
         try:
-            for idx, rec in enumerate(tf.data.TFRecordDataset(path).as_numpy_iterator()):
+            for rec in tf.data.TFRecordDataset(path).as_numpy_iterator():
                 yield path, idx, rec
-        except tf.errors.DataLossError as e:
-            raise UserError(f"{path}: not a TFRecord file or corrupt ({e.message.splitlines()[0]})") from None
+                idx += 1
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+            detail = e.message.splitlines()[0] if e.message else type(e).__name__
+            raise UserError(f"{path}: record {idx} cannot be read: not a TFRecord file, truncated or corrupt "
+                            f"({detail}; {idx} records before it were read)") from None
 
 
 def iter_records(patterns) -> Iterator[RecordExample]:

@@ -12,11 +12,10 @@ differences that the conversion relies on:
 * **Atomic**: each shard is written under a temporary name and renamed only when every shard
   is complete; on any error the temporary files are removed.
 
-Nothing here imports TensorFlow: records are framed by `tfod_seg.records.tfrecord`. Workers
-import only NumPy/Pillow/pycocotools. They are forked when the parent has not imported
-TensorFlow (the CLI case), else started from a ``forkserver`` so TensorFlow's threads are
-never forked; in that case a calling script needs the usual ``if __name__ == "__main__":``
-guard.
+Shards are written with ``tf.io.TFRecordWriter`` (TensorFlow is imported when the first
+record is written). Workers are forked, as in Model Garden's ``tfrecord_lib``; they run only
+NumPy/OpenCV/Pillow/pycocotools code and never call TensorFlow, so forking is safe whether
+or not the parent has imported it.
 """
 
 from __future__ import annotations
@@ -24,10 +23,12 @@ from __future__ import annotations
 import collections
 import contextlib
 import glob
+import importlib
 import logging
 import os
 import re
 import tempfile
+import threading
 from typing import Callable, Iterable, Iterator, List, Optional, TypeVar
 
 T = TypeVar("T")
@@ -52,31 +53,29 @@ def shard_paths(out_dir: str, name: str, num_shards: int) -> List[str]:
 
 
 def parallel_map(func: Callable[[T], R], items: Iterable[T], workers: Optional[int] = None,
-                 window: Optional[int] = None) -> Iterator[R]:
+                 window: Optional[int] = None, on_start: Optional[Callable[[], None]] = None) -> Iterator[R]:
     """Yield ``func(item)`` for each item, **in input order**, computed by ``workers`` processes.
 
     ``workers`` <= 1 runs in this process. ``func`` must be a picklable module-level function.
     At most ``window`` (default ``8 * workers``) items are in flight, so a huge input streams.
     An exception raised by ``func`` is re-raised here for the item that caused it.
+    ``on_start()`` is called once the worker processes exist (e.g. to start importing a heavy
+    module in this process without forking it).
     """
     workers = default_workers() if workers is None else int(workers)
     if workers <= 1:
+        if on_start is not None:
+            on_start()
         for item in items:
             yield func(item)
         return
     import multiprocessing as mp
 
     window = window or 8 * workers
-    import sys
-
-    if "tensorflow" in sys.modules:
-        # Never fork a process that runs TensorFlow's threads: start workers from a clean server.
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["tfod_seg.records.example"])
-    else:
-        ctx = mp.get_context("fork")  # cheapest start; the parent imports TensorFlow only later
-    pool = ctx.Pool(processes=workers)
+    pool = mp.get_context("fork").Pool(processes=workers)
     try:
+        if on_start is not None:
+            on_start()
         pending: collections.deque = collections.deque()
         it = iter(items)
         exhausted = False
@@ -95,6 +94,44 @@ def parallel_map(func: Callable[[T], R], items: Iterable[T], workers: Optional[i
         pool.join()
     finally:
         pool.terminate()
+
+
+class BackgroundImport:
+    """Import a module in a background thread of this process; `wait()` returns the module.
+
+    Used to overlap TensorFlow's import (seconds, much of it waiting on disk) with the
+    workers' encoding. Start it only after the worker processes have been forked.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        self._thread: Optional[threading.Thread] = None
+        self._error: Optional[BaseException] = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=f"import-{self.name}", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            importlib.import_module(self.name)
+        except BaseException as e:  # re-raised by wait() in the caller's thread
+            self._error = e
+
+    def done(self) -> bool:
+        return self._thread is not None and not self._thread.is_alive()
+
+    def join(self) -> None:
+        """Wait for a started import to finish (its outcome is not checked)."""
+        if self._thread is not None:
+            self._thread.join()
+
+    def wait(self):
+        self.join()
+        if self._error is not None:
+            raise self._error
+        return importlib.import_module(self.name)
 
 
 class ShardedRecordWriter:
@@ -128,23 +165,16 @@ class ShardedRecordWriter:
         return self
 
     def _open(self):
-        from tfod_seg.records.tfrecord import TFRecordFile
+        import tensorflow as tf
 
-        self._writers = [TFRecordFile(p) for p in self._tmp]
+        self._writers = [tf.io.TFRecordWriter(p) for p in self._tmp]
 
     def write(self, record: bytes, instances: int = 0) -> int:
         """Append one serialized record; returns the shard index it went to."""
-        from tfod_seg.records.tfrecord import frame
-
-        return self.write_framed(frame(record), instances)
-
-    def write_framed(self, framed: bytes, instances: int = 0) -> int:
-        """Append one record already framed by `tfod_seg.records.tfrecord.frame` (checksums
-        computed by a worker); returns the shard index it went to."""
         if self._writers is None:
             self._open()
         shard = self._count % self.num_shards
-        self._writers[shard].write_framed(framed)
+        self._writers[shard].write(record)
         self.records[shard] += 1
         self.instances[shard] += instances
         self._count += 1
