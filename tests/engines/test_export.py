@@ -292,3 +292,30 @@ def test_label_map_found_from_config_header_or_records(tmp_path):
     cfg.write_text("# tfod-seg experiment: maskrcnn_resnetfpn_coco\ntask: {}\n")
     assert find_label_map(str(cfg)) is None
     assert find_label_map(str(cfg), _Params) == str(lm)
+
+
+def test_cli_export_dispatches_tfod_configs_to_the_tfod_engine(tmp_path, monkeypatch, capsys):
+    import tfod_seg.engines.tfod as tfod
+    from tfod_seg.cli import main
+
+    seen = {}
+
+    def fake_run(mode, flags, *, tfod_python=None, on_progress=None, log_path=None):
+        seen.update(mode=mode, flags=flags, tfod_python=tfod_python)
+        return 0
+
+    monkeypatch.setattr(tfod, "run", fake_run)
+    cfg = tmp_path / "pipeline.config"
+    cfg.write_text("model { faster_rcnn { num_classes: 3 } }\n")
+    rc = main(["export", "--pipeline_config_path", str(cfg), "--trained_checkpoint_dir", "m", "--output_directory", "o",
+               "--input_type", "encoded_image_string_tensor", "--config_override", "model {}", "--tfod-python", "/x/py"])
+    assert rc == 0
+    assert seen == {"mode": "export", "tfod_python": "/x/py", "flags": {
+        "pipeline_config_path": str(cfg), "trained_checkpoint_dir": "m", "output_directory": "o",
+        "input_type": "encoded_image_string_tensor", "config_override": "model {}"}}
+
+    yaml_cfg = tmp_path / "pipeline.yaml"
+    yaml_cfg.write_text("# tfod-seg experiment: maskrcnn_resnetfpn_coco\n")
+    rc = main(["export", "--pipeline_config_path", str(yaml_cfg), "--trained_checkpoint_dir", "m",
+               "--output_directory", "o", "--config_override", "model {}"])
+    assert rc == 2 and "--config_override is a TFOD2 flag" in capsys.readouterr().err
