@@ -36,8 +36,8 @@ logger = logging.getLogger(__name__)
 
 TEMPLATE = "garden_cpu_demo"
 #: Shape images generated; VAL_FRACTION of them are held out for evaluation and inference.
-NUM_IMAGES = 400
-VAL_FRACTION = 0.1
+NUM_IMAGES = 500
+VAL_FRACTION = 0.2
 IMAGE_SIZE = 192
 MIN_SCORE = 0.5  # detections drawn on the overlays
 NUM_OVERLAYS_IN_REPORT = 4
