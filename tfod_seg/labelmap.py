@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from typing import Dict, Iterable, List, Optional, Sequence
 
 from tfod_seg.errors import LabelMapError
@@ -134,92 +133,45 @@ def _quote(s: str) -> str:
     return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-_TOKEN = re.compile(
-    r"""\s*(?:
-        (?P<comment>\#[^\n]*) |
-        (?P<str>'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*") |
-        (?P<punct>[{}:;,]) |
-        (?P<word>[A-Za-z_][A-Za-z0-9_]*) |
-        (?P<num>[-+]?[0-9][0-9.eE+-]*)
-    )""",
-    re.VERBOSE,
-)
-
-
-def _unquote(tok: str) -> str:
-    body = tok[1:-1]
-    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
-
-
 def parse_label_map(text: str, path: Optional[str] = None, allow_gaps: bool = False) -> LabelMap:
-    """Parse `label_map.pbtxt` text; errors name ``path:line``."""
+    """Parse `label_map.pbtxt` text (protobuf text format, read with
+    `tfod_seg.config.pbtxt.PbtxtDocument`); errors name ``path:line``."""
+    from tfod_seg.config.pbtxt import ListValue, Message, PbtxtDocument
+    from tfod_seg.errors import ConfigError
+
     where = path or "<label map>"
-    tokens = []  # (kind, value, line)
-    pos, line = 0, 1
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if not m or m.end() == pos:
-            if text[pos:].strip() == "":
-                break
-            line_at = text.count("\n", 0, pos) + 1
-            snippet = text[pos:].strip().splitlines()[0][:40]
-            raise LabelMapError(f"{where}:{line_at}: cannot parse near {snippet!r}")
-        kind = m.lastgroup
-        value = m.group(kind)
-        tok_line = text.count("\n", 0, m.start(kind)) + 1
-        pos = m.end()
-        if kind != "comment":
-            tokens.append((kind, value, tok_line))
+    try:
+        doc = PbtxtDocument.parse(text, source=where)
+    except ConfigError as e:
+        raise LabelMapError(str(e)) from None
     items: List[LabelItem] = []
-    i = 0
-
-    def expect(kind_or_value, what):
-        nonlocal i
-        if i >= len(tokens):
-            raise LabelMapError(f"{where}: unexpected end of file, expected {what}")
-        k, v, ln = tokens[i]
-        if kind_or_value not in (k, v):
-            raise LabelMapError(f"{where}:{ln}: expected {what}, got {v!r}")
-        i += 1
-        return v, ln
-
-    while i < len(tokens):
-        word, ln = expect("word", "'item'")
-        if word != "item":
-            raise LabelMapError(f"{where}:{ln}: expected 'item', got {word!r}")
-        if i < len(tokens) and tokens[i][1] == ":":
-            i += 1
-        expect("{", "'{'")
-        fields: Dict[str, object] = {}
-        item_line = ln
-        while i < len(tokens) and tokens[i][1] != "}":
-            key, kln = expect("word", "a field name (id, name, display_name)")
-            expect(":", "':'")
-            if i >= len(tokens):
-                raise LabelMapError(f"{where}:{kln}: field '{key}' has no value")
-            k, v, vln = tokens[i]
-            i += 1
-            if key == "id":
-                if k != "num" or not re.fullmatch(r"[-+]?\d+", v):
-                    raise LabelMapError(f"{where}:{vln}: id must be an integer, got {v!r}")
-                fields["id"] = int(v)
-            elif key in ("name", "display_name"):
-                if k != "str":
-                    raise LabelMapError(f"{where}:{vln}: {key} must be a quoted string, got {v!r}")
-                fields[key] = _unquote(v)
-            else:
-                # Other StringIntLabelMapItem fields (keypoints, frequency, ...) are legal; skip scalars.
-                if k not in ("num", "str", "word"):
-                    raise LabelMapError(f"{where}:{vln}: unsupported value for field '{key}': {v!r}")
-            if i < len(tokens) and tokens[i][1] in (";", ","):
-                i += 1
-        expect("}", "'}' closing the item")
-        if "id" not in fields:
-            raise LabelMapError(f"{where}:{item_line}: item has no 'id'")
-        if "name" not in fields and "display_name" not in fields:
-            raise LabelMapError(f"{where}:{item_line}: item {fields['id']} has neither 'name' nor 'display_name'")
-        name = fields.get("name") or fields["display_name"]
-        items.append(LabelItem(int(fields["id"]), str(name), fields.get("display_name"), item_line))
+    for field in doc.root.fields:
+        if field.name != "item":
+            raise LabelMapError(f"{where}:{field.line}: expected 'item', got {field.name!r}")
+        blocks = field.value.items if isinstance(field.value, ListValue) else [field.value]
+        for block in blocks:
+            if not isinstance(block, Message):
+                raise LabelMapError(f"{where}:{field.line}: expected 'item {{ id: ... name: ... }}', "
+                                    f"got 'item: {block.dump()}'")
+            fields: Dict[str, object] = {}
+            for f in block.fields:
+                if f.name == "id":
+                    value = getattr(f.value, "value", None)
+                    if getattr(f.value, "kind", None) != "num" or not isinstance(value, int) or isinstance(value, bool):
+                        raise LabelMapError(f"{where}:{f.line}: id must be an integer, got {f.value.dump()!r}")
+                    fields["id"] = value
+                elif f.name in ("name", "display_name"):
+                    if getattr(f.value, "kind", None) != "str":
+                        raise LabelMapError(f"{where}:{f.line}: {f.name} must be a quoted string, "
+                                            f"got {f.value.dump()!r}")
+                    fields[f.name] = f.value.value
+                # Other StringIntLabelMapItem fields (keypoints, frequency, ...) are legal: ignored.
+            if "id" not in fields:
+                raise LabelMapError(f"{where}:{field.line}: item has no 'id'")
+            if "name" not in fields and "display_name" not in fields:
+                raise LabelMapError(f"{where}:{field.line}: item {fields['id']} has neither 'name' nor 'display_name'")
+            name = fields.get("name") or fields["display_name"]
+            items.append(LabelItem(int(fields["id"]), str(name), fields.get("display_name"), field.line))
     return LabelMap(items, path=path, allow_gaps=allow_gaps)
 
 

@@ -60,6 +60,11 @@ def test_write_then_read_labelme_with_embedded_image_and_mask_shape(tmp_path):
         {"label": "l", "points": [[1, 1], [5, 5]], "shape_type": "line"},
         {"label": "p", "points": [[1, 1], [5, 5]], "shape_type": "polygon"},
     ])
+    text = (tmp_path / "a.json").read_text()
+    assert text.count("\n") == 1 and '"points":[[3.0,4.0],[11.0,9.0]]' in text  # compact JSON
+    doc = json.loads(text)
+    assert doc["version"].startswith("5.") and doc["imageHeight"] == 30 and doc["shapes"][0]["shape_type"] == "mask"
+    assert set(doc) == {"version", "flags", "shapes", "imagePath", "imageData", "imageHeight", "imageWidth"}
     stream = read_labelme(tmp_path)
     (sample,) = list(stream)
     assert sample.image_bytes == img and sample.image_path is None
