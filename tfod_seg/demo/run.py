@@ -9,7 +9,7 @@ demo is also a smoke test of a whole install. Layout of ``out_dir``::
     pipeline.yaml       Model Garden experiment from pipelines/garden_cpu_demo.yaml (`generate_config`)
     model/              checkpoints, TensorBoard summaries, the config used (`train`, `evaluate`)
     exported/           saved_model/ with the TFOD2 signature, label map, config (`export`)
-    predictions/        the export run on the held-out (val) images: overlays/, coco/ (`run_inference`)
+    predictions/        the export run on (up to 32) held-out images: overlays/, coco/ (`run_inference`)
     score/              COCO metrics of the export on the val records, PR curves, report (`score_model`)
     report.md           metrics, per-stage times, links to the plots and a few overlays
     metrics.json        box_AP, mask_AP, mask_AP50, ..., wall_seconds, stage_seconds
@@ -40,6 +40,7 @@ NUM_IMAGES = 500
 VAL_FRACTION = 0.2
 IMAGE_SIZE = 192
 MIN_SCORE = 0.5  # detections drawn on the overlays
+MAX_OVERLAY_IMAGES = 32  # held-out images run through `run_inference` for overlays (scoring uses all)
 NUM_OVERLAYS_IN_REPORT = 4
 
 STAGES = ("dataset", "convert", "config", "train", "evaluate", "export", "infer", "score", "report")
@@ -187,7 +188,7 @@ def run_demo(out_dir, *, num_images: int = NUM_IMAGES, image_size: int = IMAGE_S
         saved_model = export(config, p["model"], p["exported"])
     with clock.stage("infer"):
         val_records = sorted(glob.glob(val_glob))
-        held_out = _val_image_files(p["dataset"], val_records)
+        held_out = _val_image_files(p["dataset"], val_records)[:MAX_OVERLAY_IMAGES]
         inference = run_inference(p["exported"], held_out, p["predictions"], formats=("overlay", "coco"),
                                   min_score=MIN_SCORE, label_map=label_map)
     with clock.stage("score"):
