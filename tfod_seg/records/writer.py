@@ -13,7 +13,8 @@ differences that the conversion relies on:
   is complete; on any error the temporary files are removed.
 
 Shards are written with ``tf.io.TFRecordWriter`` (TensorFlow is imported when the first
-record is written). Workers are forked, as in Model Garden's ``tfrecord_lib``; they run only
+record is written; `convert_dataset` starts that import with `BackgroundImport` right after
+the workers are forked, so it overlaps their encoding). Workers are forked, as in Model Garden's ``tfrecord_lib``; they run only
 NumPy/OpenCV/Pillow/pycocotools code and never call TensorFlow, so forking is safe whether
 or not the parent has imported it.
 """
