@@ -14,6 +14,7 @@ records (see `runtime.prepare_validation`). Eval summaries go to ``checkpoint_di
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -53,10 +54,11 @@ def evaluate(config_path, checkpoint_dir, *, once: bool = True, eval_timeout: Op
     if eval_timeout is not None:
         params.override({"trainer": {"continuous_eval_timeout": int(eval_timeout)}}, is_strict=True)
     params.lock()
-    with strategy_obj.scope():
+    quiet = runtime.StdoutToLog(logging.getLogger("official.orbit"))  # pycocotools and Orbit print
+    with strategy_obj.scope(), contextlib.redirect_stdout(quiet):
         task = task_factory.get_task(params.task, logging_dir=checkpoint_dir)
-    runner = train_lib.OrbitExperimentRunner(
-        distribution_strategy=strategy_obj, task=task, mode="eval", params=params, model_dir=checkpoint_dir)
+        runner = train_lib.OrbitExperimentRunner(
+            distribution_strategy=strategy_obj, task=task, mode="eval", params=params, model_dir=checkpoint_dir)
     controller = runner.controller
     steps = params.trainer.validation_steps
     total = params.trainer.train_steps
@@ -65,7 +67,7 @@ def evaluate(config_path, checkpoint_dir, *, once: bool = True, eval_timeout: Op
 
     def run_one(path):
         t0 = time.perf_counter()
-        with strategy_obj.scope():
+        with strategy_obj.scope(), contextlib.redirect_stdout(quiet):
             controller.restore_checkpoint(path)
             logs = controller.evaluate(steps=steps)
         metrics = runtime.metrics_by_name(logs or {})

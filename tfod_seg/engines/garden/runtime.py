@@ -8,6 +8,7 @@ TensorFlow is imported inside the functions.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -183,6 +184,25 @@ def prepare_validation(params, logging_dir: str) -> None:
     tf.io.gfile.makedirs(logging_dir)
     with tf.io.gfile.GFile(side, "w") as f:
         f.write(fingerprint + "\n")
+
+
+class StdoutToLog(io.TextIOBase):
+    """A stdout replacement sending lines to a logger: Orbit `print`s every loop and
+    pycocotools prints its tables, which would tear through the CLI's progress bar. Use with
+    ``contextlib.redirect_stdout(StdoutToLog(logger))``."""
+
+    def __init__(self, log: logging.Logger, level: int = logging.INFO):
+        self.log = log
+        self.level = level
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        for line in s.splitlines():
+            if line.strip():
+                self.log.log(self.level, "%s", line.rstrip())
+        return len(s)
 
 
 def latest_checkpoint(directory: str) -> Tuple[Optional[str], int]:

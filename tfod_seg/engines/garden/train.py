@@ -27,6 +27,7 @@ TFOD2 users expect:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -208,7 +209,8 @@ def train(config_path, model_dir, *, num_train_steps: Optional[int] = None,
             "init_checkpoint": params.task.init_checkpoint or None, "resumed_from": latest,
         })
 
-    with strategy_obj.scope():
+    quiet = runtime.StdoutToLog(logging.getLogger("official.orbit"))  # Orbit prints every loop
+    with strategy_obj.scope(), contextlib.redirect_stdout(quiet):
         task = task_factory.get_task(params.task, logging_dir=model_dir)
     progress = _ProgressAction(total, on_progress)
     actions = [progress]
@@ -216,9 +218,10 @@ def train(config_path, model_dir, *, num_train_steps: Optional[int] = None,
     if params.trainer.recovery_max_trials <= 0:
         nan_check = _StopOnNonFiniteLoss(progress)
         actions.append(nan_check)
-    runner = train_lib.OrbitExperimentRunner(
-        distribution_strategy=strategy_obj, task=task, mode="train", params=params, model_dir=model_dir,
-        train_actions=actions)
+    with contextlib.redirect_stdout(quiet):
+        runner = train_lib.OrbitExperimentRunner(
+            distribution_strategy=strategy_obj, task=task, mode="train", params=params, model_dir=model_dir,
+            train_actions=actions)
     progress.start(runner.trainer.global_step)
     if nan_check is not None:
         nan_check.previous_step = progress.last_step
@@ -226,7 +229,8 @@ def train(config_path, model_dir, *, num_train_steps: Optional[int] = None,
     logger.info("training %s from step %d to %d in %s", experiment, start_step, total, model_dir)
     t_train = time.perf_counter()
     try:
-        runner.run()
+        with contextlib.redirect_stdout(quiet):
+            runner.run()
     except _NonFiniteLoss as e:
         first, last, loss = e.args[0]
         good, good_step = runtime.latest_checkpoint(model_dir)
