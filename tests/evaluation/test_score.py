@@ -131,6 +131,16 @@ def test_score_model_on_records(tmp_path, fake_boxrel):
     assert json.loads((tmp_path / "again" / "metrics.json").read_text()) == m
 
 
+def test_score_model_batched_streams_like_unbatched(tmp_path, fake_batched):
+    records = make_records(tmp_path, n=4)
+    one = score_model(fake_batched, records, tmp_path / "one", batch_size=1, workers=1)
+    two = score_model(fake_batched, records, tmp_path / "two", batch_size=2, workers=3)
+    assert one == two and one["segm"]["AP"] == pytest.approx(1.0)
+    # same predictions, in the same order, whatever the batch size and thread count
+    assert (tmp_path / "one" / "results.json").read_bytes() == (tmp_path / "two" / "results.json").read_bytes()
+    assert len(json.loads((tmp_path / "two" / "results.json").read_text())) == 8
+
+
 def test_score_cli_model_form_and_usage_errors(tmp_path, fake_boxrel, capsys):
     records = make_records(tmp_path, n=1)
     rc = main(["score", "--model", fake_boxrel, "--records", records, "--out", str(tmp_path / "o"), "--no-progress"])

@@ -94,6 +94,30 @@ def test_unreadable_images_are_counted_or_fail_strict(tmp_path, image_dir, fake_
         run_inference(fake_boxrel, str(d), tmp_path / "out2", formats=["overlay"], strict=True)
 
 
+def test_outputs_do_not_depend_on_writer_threads(tmp_path, image_dir, fake_boxrel):
+    a = run_inference(fake_boxrel, str(image_dir), tmp_path / "a", min_score=0.5, workers=1)
+    b = run_inference(fake_boxrel, str(image_dir), tmp_path / "b", min_score=0.5, workers=4)
+    assert a["detections"] == b["detections"] == 12
+    for sub in ("coco", "labelme", "overlays", "semantic"):
+        names = sorted(os.listdir(tmp_path / "a" / sub))
+        assert names == sorted(os.listdir(tmp_path / "b" / sub)) and names
+        for name in names:
+            assert (tmp_path / "a" / sub / name).read_bytes() == (tmp_path / "b" / sub / name).read_bytes(), name
+    results = json.loads((tmp_path / "b" / "coco" / "results.json").read_text())
+    assert [r["image_id"] for r in results] == sorted(r["image_id"] for r in results)  # input order
+
+
+def test_cli_user_error_has_no_traceback(tmp_path, image_dir):
+    """The one subprocess test: a user mistake prints one line, exits 2, and shows no traceback."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "tfod_seg", "infer", "--model", str(tmp_path / "nope"),
+                           "--images", str(image_dir), "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "model directory not found" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
 def test_bad_inputs(tmp_path, fake_boxrel):
     with pytest.raises(UserError, match="pattern '.*nothing-\\*.png' matched no files"):
         run_inference(fake_boxrel, str(tmp_path / "nothing-*.png"), tmp_path / "o")

@@ -75,6 +75,15 @@ def test_coco_ground_truth_with_predictions(tmp_path):
     assert rc == 0
     out = _png(tmp_path / "v" / "im0.png")
     assert out.shape[1] == 2 * W + 6
+    # ground truth read through the COCO reader; predictions matched by the COCO image ids
+    s = render(tmp_path / "v2", coco=tmp_path / "gt.json", predictions=res / "results.json")
+    assert s["written"] == 2 and s["unmatched_predictions"] == 0
+    both = _png(tmp_path / "v2" / "im1.png")
+    strip = both.shape[0] - H
+    gt_panel, pred_panel = both[strip:, :W], both[strip:, W + 6:]
+    assert (gt_panel != 90).any(axis=2).sum() > 500 and (pred_panel != 90).any(axis=2).sum() > 500
+    # the prediction panel is the ground truth moved 5 px right: the drawings differ
+    assert not np.array_equal(gt_panel, pred_panel)
 
 
 def test_usage_errors(tmp_path, records, fake_boxrel):

@@ -25,6 +25,7 @@ examples:
   tfod-seg score --model exported/ --records 'data/val-*.tfrecord' --out eval/
   tfod-seg score --gt eval/gt.json --predictions preds/coco/results.json --out eval2/
   tfod-seg score --model exported/ --records data/ --out eval/ --label-map data/label_map.pbtxt
+  tfod-seg score --model exported/ --records 'data/val-*.tfrecord' --out eval/ --batch-size 4
 """
 
 
@@ -39,6 +40,9 @@ def add_arguments(parser) -> None:
                         help="class names for --model form (default: label_map.pbtxt beside the records, then the export)")
     parser.add_argument("--confusion-min-score", type=float, default=0.5,
                         help="detections below this score are left out of the confusion matrix")
+    parser.add_argument("--batch-size", type=int, default=1,
+                        help="--model form: images per model call when all records' images have the same size "
+                             "and the export accepts batches")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -61,7 +65,7 @@ def run(args) -> int:
         expand_patterns(args.records)  # clear error before loading the model
         with progress_bar(None, "score", unit="img", disable=args.no_progress) as bar:
             metrics = score_model(args.model, args.records, args.out, label_map=args.label_map, progress=bar,
-                                  confusion_min_score=args.confusion_min_score)
+                                  confusion_min_score=args.confusion_min_score, batch_size=args.batch_size)
     else:
         from tfod_seg.evaluation.score import score_files
 

@@ -10,7 +10,7 @@ image ids are ``1..N`` in record order (files sorted, then position in file), an
 from __future__ import annotations
 
 import os
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 from tfod_seg.inference.formats import encode_rle
 
@@ -77,15 +77,6 @@ def records_to_coco(records, label_map=None) -> Dict:
     return builder.to_dict(label_map)
 
 
-def iter_records_with_ids(records) -> Iterator[Tuple[int, object, CocoBuilder]]:
-    """Yield ``(image_id, RecordExample, builder)`` while building the COCO ground truth."""
-    from tfod_seg.records.reader import iter_records
-
-    builder = CocoBuilder()
-    for rec in iter_records(records):
-        yield builder.add(rec), rec, builder
-
-
 def label_map_beside_records(records) -> Optional[str]:
     """``label_map.pbtxt`` in the directory of the first record file (where `convert` puts it)."""
     from tfod_seg.records.reader import expand_patterns
@@ -95,4 +86,4 @@ def label_map_beside_records(records) -> Optional[str]:
     return path if os.path.isfile(path) else None
 
 
-__all__ = ["CocoBuilder", "records_to_coco", "iter_records_with_ids", "label_map_beside_records"]
+__all__ = ["CocoBuilder", "records_to_coco", "label_map_beside_records"]

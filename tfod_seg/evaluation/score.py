@@ -253,21 +253,31 @@ def _report(result, cm, cm_labels, cm_type, cm_score, plots, out_dir, notes, n_i
 
 
 def score_model(export_dir, records, out_dir, *, label_map=None, progress=None, min_score: float = 0.0,
-                confusion_min_score: float = 0.5) -> Dict:
+                confusion_min_score: float = 0.5, batch_size: int = 1, workers: Optional[int] = None) -> Dict:
     """Run an export over TFRecords and score it. Writes ``gt.json`` (COCO ground truth from
     the records, reusable with `score_files`), ``results.json`` and the files of
     `score_files` to ``out_dir``; returns the metrics.json content.
+
+    The images go through the same streaming path as `tfod-seg infer`
+    (`tfod_seg.inference.stream`): decoded from the records by `tf.data`, batched by
+    ``batch_size`` when every image has the same size and the export takes batches, prefetched,
+    masks pasted and RLE-encoded in ``workers`` threads beside the model. The ground truth is
+    read first (`tfod_seg.records.reader.iter_records`), which also gives the sizes that decide
+    batching.
 
     ``label_map`` (a `LabelMap` or path) names the classes; by default the ``label_map.pbtxt``
     beside the records, else the records' class texts, else the one beside the export.
     ``progress.update(1)`` is called per image.
     """
-    from tfod_seg.evaluation.ground_truth import iter_records_with_ids, label_map_beside_records
+    from tfod_seg.evaluation.ground_truth import CocoBuilder, label_map_beside_records
     from tfod_seg.inference.formats import coco_results
     from tfod_seg.inference.predict import Predictor, find_label_map
+    from tfod_seg.inference.stream import choose_batch, predict_stream, record_image_dataset
     from tfod_seg.io import atomic_write_json
     from tfod_seg.labelmap import LabelMap, read_label_map
+    from tfod_seg.records.reader import expand_patterns, iter_records
 
+    files = expand_patterns(records)
     predictor = Predictor(export_dir)
     if label_map is not None and not isinstance(label_map, LabelMap):
         label_map = read_label_map(label_map, allow_gaps=True)
@@ -278,16 +288,40 @@ def score_model(export_dir, records, out_dir, *, label_map=None, progress=None, 
         label_map = read_label_map(path, allow_gaps=True) if path else None
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
-    results: List[Dict] = []
-    builder = None
-    for image_id, rec, builder in iter_records_with_ids(records):
-        det = predictor.predict(rec.image(), min_score=min_score)
-        results.extend(coco_results(det, image_id))
-        if progress is not None:
-            progress.update(1)
-    if builder is None:
+
+    builder = CocoBuilder()
+    for rec in iter_records(files):
+        builder.add(rec)
+    if not builder.images:
         raise UserError(f"{records}: the TFRecord files hold no examples")
+    sizes = [(im["height"], im["width"]) for im in builder.images]
+    effective_batch = choose_batch(predictor, sizes, batch_size)
+
+    def work(index, image, outputs, j):
+        h, w = image.shape[:2]
+        if (h, w) != sizes[index]:
+            im = builder.images[index]
+            raise UserError(f"{im['record']}: image is {w}x{h} (WxH) but the record says {sizes[index][1]}x{sizes[index][0]}")
+        det = predictor.detections_from_outputs(outputs, j, h, w, min_score=min_score)
+        return coco_results(det, index + 1)  # image ids 1..N in record order, as in gt.json
+
+    import tensorflow as tf
+
+    results: List[Dict] = []
+    seen = 0
+    try:
+        for _, entries in predict_stream(predictor, record_image_dataset(files, effective_batch), work, workers=workers):
+            results.extend(entries)
+            seen += 1
+            if progress is not None:
+                progress.update(1)
+    except tf.errors.OpError as e:  # an undecodable image/encoded in a foreign record
+        where = builder.images[seen]["record"] if seen < len(builder.images) else records
+        raise UserError(f"{where}: cannot decode the record's image/encoded ({e.message.splitlines()[0]})") from None
+    if seen != len(builder.images):
+        raise UserError(f"{records}: read {len(builder.images)} examples for the ground truth but {seen} images")
     gt_doc = builder.to_dict(label_map)
     atomic_write_json(os.path.join(out_dir, "gt.json"), gt_doc, indent=None)
     atomic_write_json(os.path.join(out_dir, "results.json"), results, indent=None)
+    log.info("scored %d images (batch %d)", seen, effective_batch)
     return score_coco(gt_doc, results, out_dir, confusion_min_score=confusion_min_score)

@@ -24,20 +24,31 @@ def encode_rle(mask: np.ndarray) -> Dict:
     return rle
 
 
+def encode_rles(masks: np.ndarray) -> List[Dict]:
+    """COCO RLEs of ``(N, H, W)`` 0/1 masks in one pycocotools call (``counts`` as str)."""
+    from pycocotools import mask as mask_utils
+
+    if not len(masks):
+        return []
+    rles = mask_utils.encode(np.asfortranarray(np.asarray(masks, np.uint8).transpose(1, 2, 0)))
+    for rle in rles:
+        rle["counts"] = rle["counts"].decode("ascii")
+    return rles
+
+
 def coco_results(det, image_id: int) -> List[Dict]:
     """COCO results entries for one image's `Detections` (box-only models: no segmentation)."""
     out = []
-    boxes = det.coco_boxes()
+    boxes = np.round(det.coco_boxes().astype(np.float64), 2).tolist()
+    classes = det.classes.tolist()
+    scores = np.round(det.scores.astype(np.float64), 5).tolist()
+    rles = encode_rles(det.masks) if det.masks is not None else None
+    areas = det.masks.sum(axis=(1, 2), dtype=np.int64).tolist() if det.masks is not None else None
     for k in range(len(det)):
-        entry = {
-            "image_id": int(image_id),
-            "category_id": int(det.classes[k]),
-            "bbox": [round(float(v), 2) for v in boxes[k]],
-            "score": round(float(det.scores[k]), 5),
-        }
-        if det.masks is not None:
-            entry["segmentation"] = encode_rle(det.masks[k])
-            entry["area"] = int(det.masks[k].sum())
+        entry = {"image_id": int(image_id), "category_id": classes[k], "bbox": boxes[k], "score": scores[k]}
+        if rles is not None:
+            entry["segmentation"] = rles[k]
+            entry["area"] = areas[k]
         out.append(entry)
     return out
 
@@ -51,7 +62,8 @@ def mask_bounds(mask: np.ndarray):
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
-def mask_to_polygons(mask: np.ndarray, epsilon: float = 0.5, min_points: int = 3) -> Tuple[List[List[Tuple[float, float]]], int]:
+def mask_to_polygons(mask: np.ndarray, epsilon: float = 0.5, min_points: int = 3,
+                     bounds=False) -> Tuple[List[List[Tuple[float, float]]], int]:
     """Outer contours of a 0/1 mask as lists of ``(x, y)`` points; also the number of parts
     dropped because they had fewer than ``min_points`` points.
 
@@ -59,11 +71,13 @@ def mask_to_polygons(mask: np.ndarray, epsilon: float = 0.5, min_points: int = 3
     the resolution and points are mapped back to ``(u + 0.5) / 2``, a quarter pixel inside the
     edge. Rasterising the polygon again (pycocotools or LabelMe: a pixel is inside when its
     centre is) then gives back the same pixels, instead of losing a half-pixel rim.
-    ``epsilon`` (pixels) simplifies the outline with Douglas-Peucker.
+    ``epsilon`` (pixels) simplifies the outline with Douglas-Peucker. ``bounds``: the mask's
+    `mask_bounds` when already known.
     """
     import cv2
 
-    bounds = mask_bounds(mask)
+    if bounds is False:
+        bounds = mask_bounds(mask)
     if bounds is None:
         return [], 0
     y0, y1, x0, x1 = bounds
@@ -84,9 +98,10 @@ def mask_to_polygons(mask: np.ndarray, epsilon: float = 0.5, min_points: int = 3
     return polys, dropped
 
 
-def labelme_shapes(det, names: Sequence[str]) -> Tuple[List[Dict], int]:
+def labelme_shapes(det, names: Sequence[str], bounds: Optional[Sequence] = None) -> Tuple[List[Dict], int]:
     """LabelMe shape dicts for `Detections` (polygons from masks, rectangles for a box-only
-    model) and the number of instances that produced no polygon (counted, not hidden)."""
+    model) and the number of instances that produced no polygon (counted, not hidden).
+    ``bounds``: the masks' `mask_bounds` when already known."""
     shapes, empty = [], 0
     boxes = det.pixel_boxes()
     for k in range(len(det)):
@@ -97,7 +112,7 @@ def labelme_shapes(det, names: Sequence[str]) -> Tuple[List[Dict], int]:
             x0, y0, x1, y1 = (float(v) for v in boxes[k])
             shapes.append(dict(base, points=[[x0, y0], [x1, y1]], shape_type="rectangle"))
             continue
-        polys, _ = mask_to_polygons(det.masks[k])
+        polys, _ = mask_to_polygons(det.masks[k], bounds=bounds[k] if bounds is not None else False)
         if not polys:
             empty += 1
             continue

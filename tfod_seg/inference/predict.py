@@ -106,11 +106,12 @@ class Predictor:
     """
 
     def __init__(self, export_dir: Union[str, os.PathLike], *, mask_threshold: float = 0.5):
+        self.export_dir = os.fspath(export_dir)
+        self.saved_model_dir = resolve_export_dir(export_dir)  # a wrong path fails before TensorFlow loads
+        self.mask_threshold = mask_threshold
+
         import tensorflow as tf
 
-        self.export_dir = os.fspath(export_dir)
-        self.saved_model_dir = resolve_export_dir(export_dir)
-        self.mask_threshold = mask_threshold
         try:
             self._model = tf.saved_model.load(self.saved_model_dir)
         except Exception as e:  # a corrupt or foreign SavedModel

@@ -1,12 +1,13 @@
 """`run_inference`: stream a folder (or glob, or file) of images through an export and write
 overlays, COCO results, LabelMe JSON and semantic PNGs.
 
-Pipeline: image headers are read up front (upright size, to decide batching and to count
-unreadable files); `tf.data` decodes (helper `tfod_seg.data.images.load_rgb`: EXIF
-orientation applied, any mode to 8-bit RGB — the same policy as conversion) in parallel,
-batches when every image has the same size (else one at a time), and prefetches; the model
-runs on batch ``i`` while a writer thread pastes masks into full-image masks and writes the
-outputs of batch ``i - 1``.
+Pipeline (`tfod_seg.inference.stream`, shared with `tfod-seg score`): image headers are read
+up front (upright size, to decide batching and to count unreadable files); `tf.data` decodes
+(`tfod_seg.data.images.load_rgb`: EXIF orientation applied, any mode to 8-bit RGB — the same
+policy as conversion) in parallel, batches when every image has the same size (else one at a
+time), and prefetches; the model runs in the calling thread while a small pool of writer
+threads pastes masks into full-image masks and writes each image's files. Results are
+gathered in input order, so every output is the same whatever the thread timing.
 
 Output layout under ``out_dir``::
 
@@ -21,7 +22,6 @@ Output layout under ``out_dir``::
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import glob
 import logging
 import os
@@ -89,40 +89,9 @@ def _unique_stems(files: Sequence[str]) -> List[str]:
     return out
 
 
-def image_dataset(files: Sequence[str], batch_size: int, errors: Dict[str, str], fallback_shape=None):
-    """A `tf.data.Dataset` of ``(index, uint8 image batch)`` decoding ``files`` in parallel.
-
-    An image that fails to decode yields zeros of ``fallback_shape`` (or ``(1, 1, 3)``) and
-    its reason is put in ``errors[path]``, so one bad file never stops the stream.
-    """
-    import numpy as np
-    import tensorflow as tf
-
-    from tfod_seg.data.images import load_rgb
-
-    def load(i):
-        path = files[int(i)]
-        try:
-            return load_rgb(path)
-        except UserError as e:
-            errors[path] = str(e)
-        except Exception as e:  # noqa: BLE001 - recorded as a skip with its reason
-            errors[path] = f"{path}: cannot decode image ({type(e).__name__}: {e})"
-        return np.zeros(fallback_shape or (1, 1, 3), np.uint8)
-
-    def tf_load(i):
-        img = tf.numpy_function(load, [i], tf.uint8, stateful=False)
-        img.set_shape([None, None, 3])
-        return i, img
-
-    ds = tf.data.Dataset.range(len(files))
-    ds = ds.map(tf_load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(batch_size)
-    return ds.prefetch(2)
-
-
 def run_inference(model, images, out_dir, *, formats: Sequence[str] = FORMATS, min_score: float = 0.5,
-                  label_map=None, batch_size: int = 1, progress=None, strict: bool = False) -> Dict:
+                  label_map=None, batch_size: int = 1, progress=None, strict: bool = False,
+                  workers: Optional[int] = None) -> Dict:
     """Run every image matched by ``images`` through ``model`` and write ``formats``.
 
     Args:
@@ -137,6 +106,8 @@ def run_inference(model, images, out_dir, *, formats: Sequence[str] = FORMATS, m
             the signature accepts that batch, else 1.
         progress: object with ``.update(n)`` (e.g. tqdm), advanced once per image.
         strict: an unreadable image raises `StrictModeError` instead of being skipped.
+        workers: threads pasting masks and writing files beside the model (default
+            `tfod_seg.inference.stream.default_workers`); outputs do not depend on it.
 
     Returns the summary (also written to ``out_dir/summary.json``): ``images``,
     ``images_found``, ``detections``, ``detections_per_class``, ``skipped`` (``file``,
@@ -146,6 +117,7 @@ def run_inference(model, images, out_dir, *, formats: Sequence[str] = FORMATS, m
     from tfod_seg.data.images import image_size
     from tfod_seg.data.stream import skip_record
     from tfod_seg.inference.predict import Predictor
+    from tfod_seg.inference.stream import choose_batch, image_dataset, predict_stream
     from tfod_seg.io import atomic_write_json
 
     formats = tuple(formats)
@@ -182,92 +154,35 @@ def run_inference(model, images, out_dir, *, formats: Sequence[str] = FORMATS, m
             readable.append(path)
         except UserError as e:
             skip(path, "unreadable_image", str(e))
-    effective_batch = 1
-    if batch_size > 1 and readable:
-        same = len({sizes[p] for p in readable}) == 1
-        accepts = predictor.max_batch is None
-        if same and accepts:
-            effective_batch = batch_size
-        else:
-            log.info("batch size 1: %s", "images differ in size" if not same else "the signature takes one image per call")
-    stems = dict(zip(readable, _unique_stems(readable)))
+    effective_batch = choose_batch(predictor, [sizes[p] for p in readable], batch_size)
     image_ids = {path: i + 1 for i, path in enumerate(readable)}
 
     dirs = {f: os.path.join(out_dir, {"overlay": "overlays"}.get(f, f)) for f in formats}
     for d in dirs.values():
         os.makedirs(d, exist_ok=True)
-    coco_entries: Dict[int, List[Dict]] = {}
+    writer = _ImageWriter(predictor, formats, dirs, labels, min_score, readable, _unique_stems(readable), image_ids)
+    coco_entries: List[Dict] = []
     per_class: Dict[str, int] = collections.Counter()
     counters = collections.Counter()
     decode_errors: Dict[str, str] = {}
 
-    def names_of(det):
-        if labels is None:
-            return [f"class_{c}" for c in det.classes.tolist()]
-        return [labels.get(c).name if labels.get(c) else f"class_{c}" for c in det.classes.tolist()]
-
-    def write_one(path, image, det):
-        from tfod_seg.inference import formats as fmt
-
-        names = names_of(det)
-        per_class.update(names)
-        counters["detections"] += len(det)
-        stem = stems[path]
-        if "overlay" in formats:
-            from tfod_seg.visualize.draw import draw_detections
-
-            _write_png(os.path.join(dirs["overlay"], stem + ".png"), draw_detections(image, det, labels), rgb=True)
-        if "coco" in formats:
-            coco_entries[image_ids[path]] = fmt.coco_results(det, image_ids[path])
-        if "labelme" in formats:
-            from tfod_seg.annotations.labelme import write_labelme
-
-            shapes, empty = fmt.labelme_shapes(det, names)
-            counters["labelme_instances_without_polygon"] += empty
-            json_path = os.path.join(dirs["labelme"], stem + ".json")
-            write_labelme(json_path, image_path=os.path.relpath(os.path.abspath(path), os.path.abspath(dirs["labelme"])),
-                          height=det.height, width=det.width, shapes=shapes)
-        if "semantic" in formats:
-            from tfod_seg.visualize.draw import semantic_map
-
-            masks = det.masks
-            if masks is None:  # box-only model: boxes stand in for masks
-                masks = _box_masks(det)
-            _write_png(os.path.join(dirs["semantic"], stem + ".png"),
-                       semantic_map(masks, det.classes, det.scores, (det.height, det.width)), rgb=False)
-
-    def post(paths, batch_images, outputs):
-        for j, path in enumerate(paths):
-            if path in decode_errors:
+    if readable:
+        fallback = next(iter(sizes.values())) + (3,) if effective_batch > 1 else None
+        dataset = image_dataset(readable, effective_batch, decode_errors, fallback)
+        stream = predict_stream(predictor, dataset, writer, workers=workers,
+                                is_bad=lambda i: readable[i] in decode_errors)
+        for index, result in stream:  # input order: the outputs do not depend on thread timing
+            path = readable[index]
+            if result is None or path in decode_errors:
                 skip(path, "unreadable_image", decode_errors[path])
                 continue
-            image = batch_images[j]
-            h, w = image.shape[:2]
-            det = predictor.detections_from_outputs(outputs, j, h, w, min_score=min_score)
-            write_one(path, image, det)
+            per_class.update(result["names"])
+            counters["detections"] += len(result["names"])
+            counters["labelme_instances_without_polygon"] += result["labelme_empty"]
+            coco_entries.extend(result["coco"])
             counters["images"] += 1
             if progress is not None:
                 progress.update(1)
-
-    pending: collections.deque = collections.deque()
-    fallback = next(iter(sizes.values())) + (3,) if effective_batch > 1 else None
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tfod-seg-write") as pool:
-        if readable:
-            for idx, batch in image_dataset(readable, effective_batch, decode_errors, fallback):
-                paths = [readable[int(i)] for i in idx.numpy()]
-                arr = batch.numpy()
-                if effective_batch == 1 and paths[0] in decode_errors:
-                    outputs = None
-                else:
-                    outputs = predictor.predict_raw(arr)
-                if outputs is None:
-                    pending.append(pool.submit(post, paths, arr, {}))
-                else:
-                    pending.append(pool.submit(post, paths, arr, outputs))
-                while len(pending) > 2:  # bounded: at most two batches in flight
-                    pending.popleft().result()
-        while pending:
-            pending.popleft().result()
 
     outputs_written: Dict[str, str] = {}
     for f in formats:
@@ -275,10 +190,9 @@ def run_inference(model, images, out_dir, *, formats: Sequence[str] = FORMATS, m
     if "coco" in formats:
         from tfod_seg.inference.formats import category_list
 
-        results = [e for i in sorted(coco_entries) for e in coco_entries[i]]
         results_path = os.path.join(dirs["coco"], "results.json")
-        atomic_write_json(results_path, results, indent=None)
-        seen_ids = {e["category_id"] for e in results}
+        atomic_write_json(results_path, coco_entries, indent=None)
+        seen_ids = {e["category_id"] for e in coco_entries}
         images_doc = {
             "images": [{"id": image_ids[p], "file_name": os.path.relpath(os.path.abspath(p), os.path.abspath(dirs["coco"])),
                         "height": sizes[p][0], "width": sizes[p][1]}
@@ -310,6 +224,55 @@ def run_inference(model, images, out_dir, *, formats: Sequence[str] = FORMATS, m
     return summary
 
 
+class _ImageWriter:
+    """The per-image work of `run_inference`, run in the writer threads: detections from the
+    raw outputs (masks pasted), then every requested file. Touches no shared state; returns
+    what the caller aggregates in input order."""
+
+    def __init__(self, predictor, formats, dirs, labels, min_score, paths, stems, image_ids):
+        self.predictor, self.formats, self.dirs, self.labels = predictor, formats, dirs, labels
+        self.min_score, self.paths, self.stems, self.image_ids = min_score, paths, stems, image_ids
+
+    def names(self, det) -> List[str]:
+        if self.labels is None:
+            return [f"class_{c}" for c in det.classes.tolist()]
+        items = [self.labels.get(c) for c in det.classes.tolist()]
+        return [it.name if it else f"class_{c}" for it, c in zip(items, det.classes.tolist())]
+
+    def __call__(self, index, image, outputs, j) -> Dict:
+        from tfod_seg.inference import formats as fmt
+
+        path, stem = self.paths[index], self.stems[index]
+        h, w = image.shape[:2]
+        det = self.predictor.detections_from_outputs(outputs, j, h, w, min_score=self.min_score)
+        names = self.names(det)
+        # Each mask's bounding rows/columns, found once: drawing and polygon tracing work on crops.
+        bounds = [fmt.mask_bounds(m) for m in det.masks] if det.masks is not None else None
+        result = {"names": names, "coco": [], "labelme_empty": 0}
+        if "overlay" in self.formats:
+            from tfod_seg.visualize.draw import draw_detections
+
+            _write_png(os.path.join(self.dirs["overlay"], stem + ".png"),
+                       draw_detections(image, det, self.labels, bounds=bounds), rgb=True)
+        if "coco" in self.formats:
+            result["coco"] = fmt.coco_results(det, self.image_ids[path])
+        if "labelme" in self.formats:
+            from tfod_seg.annotations.labelme import write_labelme
+
+            shapes, result["labelme_empty"] = fmt.labelme_shapes(det, names, bounds=bounds)
+            labelme_dir = self.dirs["labelme"]
+            write_labelme(os.path.join(labelme_dir, stem + ".json"),
+                          image_path=os.path.relpath(os.path.abspath(path), os.path.abspath(labelme_dir)),
+                          height=det.height, width=det.width, shapes=shapes)
+        if "semantic" in self.formats:
+            from tfod_seg.visualize.draw import semantic_map
+
+            masks = det.masks if det.masks is not None else _box_masks(det)  # box-only model: boxes stand in
+            _write_png(os.path.join(self.dirs["semantic"], stem + ".png"),
+                       semantic_map(masks, det.classes, det.scores, (det.height, det.width), bounds=bounds), rgb=False)
+        return result
+
+
 def _box_masks(det):
     import numpy as np
 
@@ -326,9 +289,14 @@ def _write_png(path: str, array, rgb: bool) -> None:
 
     if rgb:
         array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".png", array, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    # Fast zlib level, run-length strategy and one fixed row filter instead of the adaptive
+    # filter search: measured ~5x faster than OpenCV's default PNG settings on 192 px overlays
+    # for ~15% larger files (label maps, made of flat runs, barely grow).
+    ok, buf = cv2.imencode(".png", array, [cv2.IMWRITE_PNG_COMPRESSION, 1,
+                                           cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
+                                           cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB])
     if not ok:
         raise RuntimeError(f"PNG encoding failed for {path}")
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            f.write(buf.tobytes())
+            f.write(buf)

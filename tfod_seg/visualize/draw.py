@@ -27,9 +27,11 @@ def instance_colors(n: int, offset: int = 0) -> np.ndarray:
 
 def draw_instances(image: np.ndarray, *, masks: Optional[np.ndarray] = None, boxes: Optional[np.ndarray] = None,
                    labels: Optional[Sequence[str]] = None, scores: Optional[Sequence[float]] = None,
-                   colors: Optional[np.ndarray] = None, alpha: float = 0.45) -> np.ndarray:
+                   colors: Optional[np.ndarray] = None, alpha: float = 0.45,
+                   bounds: Optional[Sequence] = None) -> np.ndarray:
     """A copy of ``image`` with each instance's mask tinted, outlined, its box drawn and
-    ``"label 0.93"`` written above the box. Any of masks/boxes/labels/scores may be None."""
+    ``"label 0.93"`` written above the box. Any of masks/boxes/labels/scores may be None.
+    ``bounds``: each mask's `tfod_seg.inference.formats.mask_bounds` when already known."""
     import cv2
 
     from tfod_seg.inference.formats import mask_bounds
@@ -42,18 +44,20 @@ def draw_instances(image: np.ndarray, *, masks: Optional[np.ndarray] = None, box
     if n == 0:
         return img
     colors = instance_colors(n) if colors is None else np.asarray(colors, np.uint8)
+    if masks is not None and len(masks) and bounds is None:
+        bounds = [mask_bounds(m) for m in masks]
     if masks is not None and len(masks):
         thickness = max(1, round(min(h, w) / 300))
         for k in range(n):  # each instance touches only its own bounding box
-            bounds = mask_bounds(masks[k])
-            if bounds is None:
+            if bounds[k] is None:
                 continue
-            y0, y1, x0, x1 = bounds
-            m = masks[k, y0:y1, x0:x1].astype(bool)
-            region = img[y0:y1, x0:x1]
-            region[m] = (region[m] * (1.0 - alpha) + colors[k].astype(np.float32) * alpha).astype(np.uint8)
-            contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE,
-                                           offset=(x0, y0))
+            y0, y1, x0, x1 = bounds[k]
+            m = np.ascontiguousarray(masks[k, y0:y1, x0:x1], dtype=np.uint8)
+            region = img[y0:y1, x0:x1]  # a view: blended in place, inside the mask only
+            tint = np.empty_like(region)
+            tint[:] = colors[k]
+            cv2.copyTo(cv2.addWeighted(region, 1.0 - alpha, tint, alpha, 0.0), m, region)
+            contours, _ = cv2.findContours(m, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE, offset=(x0, y0))
             cv2.drawContours(img, contours, -1, tuple(int(c) for c in colors[k]), thickness)
     font_scale = max(0.3, min(h, w) / 700)
     line = max(1, round(min(h, w) / 400))
@@ -63,10 +67,9 @@ def draw_instances(image: np.ndarray, *, masks: Optional[np.ndarray] = None, box
             x0, y0, x1, y1 = (int(round(v)) for v in boxes[k])
             cv2.rectangle(img, (x0, y0), (max(x0, x1 - 1), max(y0, y1 - 1)), color, line)
         else:
-            bounds = mask_bounds(masks[k])
-            if bounds is None:
+            if bounds[k] is None:
                 continue
-            y0, _, x0, _ = bounds
+            y0, _, x0, _ = bounds[k]
         text = []
         if labels is not None:
             text.append(str(labels[k]))
@@ -92,10 +95,12 @@ def _label(img, text, x, y, color, scale):
                 cv2.LINE_AA)
 
 
-def draw_detections(image: np.ndarray, detections, label_map=None, *, alpha: float = 0.45) -> np.ndarray:
+def draw_detections(image: np.ndarray, detections, label_map=None, *, alpha: float = 0.45,
+                    bounds: Optional[Sequence] = None) -> np.ndarray:
     """Overlay of a `tfod_seg.inference.Detections` (distinct colour per instance)."""
     return draw_instances(image, masks=detections.masks, boxes=detections.pixel_boxes(),
-                          labels=detections.class_names(label_map), scores=detections.scores, alpha=alpha)
+                          labels=detections.class_names(label_map), scores=detections.scores, alpha=alpha,
+                          bounds=bounds)
 
 
 def titled(image: np.ndarray, title: str) -> np.ndarray:
@@ -127,9 +132,10 @@ def side_by_side(panels: Sequence[np.ndarray], gap: int = 6) -> np.ndarray:
 
 
 def semantic_map(masks: np.ndarray, classes: Sequence[int], scores: Optional[Sequence[float]] = None,
-                 shape=None) -> np.ndarray:
+                 shape=None, bounds: Optional[Sequence] = None) -> np.ndarray:
     """Per-pixel class ids (0 = background) from instance masks; where instances overlap, the
-    higher-scoring one wins. uint8, or uint16 when an id exceeds 255."""
+    higher-scoring one wins. uint8, or uint16 when an id exceeds 255. ``bounds``: each mask's
+    `tfod_seg.inference.formats.mask_bounds` when known (then only those crops are touched)."""
     classes = np.asarray(classes, np.int64)
     if shape is None:
         shape = masks.shape[1:]
@@ -137,5 +143,9 @@ def semantic_map(masks: np.ndarray, classes: Sequence[int], scores: Optional[Seq
     out = np.zeros(shape, dtype)
     order = np.argsort(np.asarray(scores), kind="stable") if scores is not None else np.arange(len(classes))
     for k in order:  # ascending score: the best is painted last
-        out[masks[k].astype(bool)] = classes[k]
+        if bounds is None:
+            out[masks[k].astype(bool)] = classes[k]
+        elif bounds[k] is not None:
+            y0, y1, x0, x1 = bounds[k]
+            out[y0:y1, x0:x1][masks[k, y0:y1, x0:x1].astype(bool)] = classes[k]
     return out

@@ -56,42 +56,42 @@ def _from_records(records, label_map) -> Iterator[View]:
         yield View(rec.filename or rec.source_id or f"image_{i + 1}", rec.image(), i + 1, masks, boxes, labels)
 
 
-def _from_labelme(root) -> Iterator[View]:
-    from tfod_seg.annotations.labelme import read_labelme
+def _from_samples(stream, image_id_of=None) -> Iterator[View]:
+    """Views from a `SampleStream` of the one data model (LabelMe, COCO readers); masks are
+    rasterised per image as they are drawn. Skips the reader counted are logged at the end."""
     from tfod_seg.data.images import decode_rgb, load_rgb
     from tfod_seg.records.example import rasterize
 
-    stream = read_labelme(root, allow_outside_root=True)
     for sample in stream:
         image = load_rgb(sample.image_path) if sample.image_path else decode_rgb(sample.image_bytes)
         boxes = np.array([inst.box for inst in sample.instances], np.float32).reshape(-1, 4)
         masks = None
         if sample.instances and all(inst.mask is not None for inst in sample.instances):
             masks = np.stack([rasterize(inst.mask, sample.height, sample.width) for inst in sample.instances])
-        yield View(sample.filename, image, None, masks, boxes, [inst.label for inst in sample.instances])
-    for rec in stream.skipped:
+        image_id = image_id_of(sample) if image_id_of is not None else None
+        yield View(sample.filename, image, image_id, masks, boxes, [inst.label for inst in sample.instances])
+    for rec in getattr(stream, "skipped", ()):
         log.warning("skipped %s: %s", rec.get("file"), rec.get("reason"))
 
 
+def _from_labelme(root) -> Iterator[View]:
+    from tfod_seg.annotations.labelme import read_labelme
+
+    return _from_samples(read_labelme(root, allow_outside_root=True))
+
+
 def _from_coco(json_path, image_dir) -> Iterator[View]:
-    from pycocotools.coco import COCO
+    """COCO ground truth through `tfod_seg.annotations.coco.read_coco`; the COCO image id (the
+    sample's ``source_id``) is kept to match results files that use the same ids."""
+    from tfod_seg.annotations.coco import read_coco
 
-    from tfod_seg.data.images import load_rgb
-    from tfod_seg.evaluation.coco_metrics import quiet
+    def image_id_of(sample):
+        try:
+            return int(sample.source_id)
+        except (TypeError, ValueError):
+            return None
 
-    if not os.path.isfile(json_path):
-        raise UserError(f"{json_path}: COCO JSON not found")
-    coco = quiet(COCO, json_path)
-    names = {c["id"]: c["name"] for c in coco.dataset.get("categories", [])}
-    base = image_dir or os.path.dirname(os.path.abspath(json_path))
-    for image_id in sorted(coco.getImgIds()):
-        info = coco.imgs[image_id]
-        anns = [a for a in coco.imgToAnns.get(image_id, [])]
-        image = load_rgb(os.path.join(base, info["file_name"]))
-        boxes = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
-                          for a in anns], np.float32).reshape(-1, 4)
-        masks = np.stack([coco.annToMask(a) for a in anns]) if anns and all("segmentation" in a for a in anns) else None
-        yield View(info["file_name"], image, int(image_id), masks, boxes, [names.get(a["category_id"], str(a["category_id"])) for a in anns])
+    return _from_samples(read_coco(json_path, image_dir), image_id_of)
 
 
 def _from_images(images) -> Iterator[View]:
