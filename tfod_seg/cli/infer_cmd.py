@@ -9,7 +9,7 @@ DESCRIPTION = """\
 Run a SavedModel with the TFOD2 detection signature (from `tfod-seg export`, or TFOD2's own
 exporter_main_v2) over a file, a folder or a glob of images. Images stream through tf.data
 (decode with EXIF orientation, batch, prefetch); box-relative masks are pasted into
-full-image masks. Outputs under --out:
+full-image masks and the files written by a few threads beside the model. Outputs under --out:
 
   overlays/<stem>.png     masks, boxes, class names and scores, one colour per instance
   coco/results.json       COCO results with RLE masks (COCO.loadRes); coco/images.json ids
@@ -41,6 +41,9 @@ def add_arguments(parser) -> None:
                         help="comma list of outputs: overlay, coco, labelme, semantic")
     parser.add_argument("--batch-size", type=int, default=1,
                         help="images per model call when all images have the same size and the export accepts batches")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="threads pasting masks and writing files beside the model (default: 2-4 by cores); "
+                             "outputs are identical for any value")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_strict(parser)
 
@@ -54,7 +57,7 @@ def run(args) -> int:
     with progress_bar(total, "infer", unit="img", disable=args.no_progress) as bar:
         summary = run_inference(args.model, args.images, args.out, formats=formats, min_score=args.min_score,
                                 label_map=args.label_map, batch_size=args.batch_size, progress=bar,
-                                strict=args.strict)
+                                strict=args.strict, workers=args.workers)
     print(f"{summary['images']} images, {summary['detections']} detections (score >= {summary['min_score']}) "
           f"in {summary['seconds']:.1f} s ({summary['images_per_sec'] or 0:.2f} img/s, batch {summary['batch_size']})")
     for name, count in summary["detections_per_class"].items():

@@ -128,6 +128,8 @@ def run_inference(model, images, out_dir, *, formats: Sequence[str] = FORMATS, m
         raise UserError(f"--batch-size {batch_size}: expected an integer >= 1")
     if not 0.0 <= min_score <= 1.0:
         raise UserError(f"--min-score {min_score}: expected a value in [0, 1]")
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers {workers}: expected an integer >= 1")
     files = list_images(images)
     predictor = model if isinstance(model, Predictor) else Predictor(model)
     labels = _resolve_label_map(label_map, predictor)
