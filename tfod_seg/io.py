@@ -39,3 +39,18 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj, indent: int = 2) -> None:
     atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=False) + "\n")
+
+
+def read_text(path: str | os.PathLike, error: type, what: str = "file", newline: str | None = None) -> str:
+    """Read a UTF-8 text file; a missing or non-UTF-8 file raises ``error`` (a `UserError`
+    subclass) naming the path and, for bad bytes, the offset."""
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8", newline=newline) as f:
+            return f.read()
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a directory, expected a {what}") from None
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None

@@ -176,15 +176,10 @@ def parse_label_map(text: str, path: Optional[str] = None, allow_gaps: bool = Fa
 
 
 def read_label_map(path: str | os.PathLike, allow_gaps: bool = False) -> LabelMap:
+    from tfod_seg.io import read_text
+
     path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
-        raise LabelMapError(f"{path}: label map file not found") from None
-    except UnicodeDecodeError as e:
-        raise LabelMapError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
-    return parse_label_map(text, path=path, allow_gaps=allow_gaps)
+    return parse_label_map(read_text(path, LabelMapError, "label map file"), path=path, allow_gaps=allow_gaps)
 
 
 def collect_label_names(samples, sort: bool = True) -> List[str]:
@@ -210,12 +205,10 @@ def read_class_list(path: str | os.PathLike, ignore: Sequence[str] = ("__ignore_
     Blank lines, ``#`` comments and LabelMe's ``__ignore__``/``_background_`` lines are
     skipped; a duplicate name is an error naming the file and line.
     """
+    from tfod_seg.io import read_text
+
     path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError:
-        raise LabelMapError(f"{path}: class list file not found") from None
+    lines = read_text(path, LabelMapError, "class list file").splitlines()
     names: List[str] = []
     first_line: Dict[str, int] = {}
     for n, line in enumerate(lines, start=1):

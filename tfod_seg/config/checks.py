@@ -142,7 +142,7 @@ def check_config(path, label_map=None, report=None) -> List[Problem]:
 
 # -- TFOD2 ----------------------------------------------------------------------------------
 def _check_tfod(path, label_map, report) -> List[Problem]:
-    from tfod_seg.config.generate import TFOD_MASK_TYPES, _readers, tfod_image_size
+    from tfod_seg.config.generate import TFOD_MASK_TYPES, input_reader_paths, tfod_image_size
     from tfod_seg.config.pbtxt import Message, PbtxtDocument, validate_with_schema
 
     doc = PbtxtDocument.load(path)
@@ -167,7 +167,7 @@ def _check_tfod(path, label_map, report) -> List[Problem]:
             add(f"{mp}.predict_instance_masks", "is not true: the model would train without masks")
         if not doc.has(f"{mp}.conv_hyperparams"):
             add(f"{mp}.conv_hyperparams", "missing: the mask head needs conv_hyperparams")
-    readers = _readers(doc)
+    readers = input_reader_paths(doc)
     if "train_input_reader" not in readers:
         add("train_input_reader", "missing")
     if not any(r.startswith("eval_input_reader") for r in readers):

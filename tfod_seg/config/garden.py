@@ -289,14 +289,10 @@ def load_experiment(yaml_path: str | os.PathLike, overrides: Optional[Mapping[st
     ``exp_factory.get_exp_config(name)`` + the YAML (strict) + ``overrides`` (strict; nested
     dict or dotted keys such as ``{"trainer.train_steps": 100}``), then validated.
     """
+    from tfod_seg.io import read_text
+
     path = os.fspath(yaml_path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: experiment file not found") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
+    text = read_text(path, ConfigError, "experiment file")
     name = None
     for line in text.splitlines():
         m = HEADER_RE.match(line.strip())

@@ -481,7 +481,9 @@ def _tfod_augment(doc, aug: Dict[str, Any], image_size: Optional[int]) -> None:
         doc.add("train_config.data_augmentation_options", {"random_scale_crop_and_pad_to_square": opts})
 
 
-def _readers(doc) -> List[str]:
+def input_reader_paths(doc) -> List[str]:
+    """Dotted paths of a TFOD2 pipeline.config's input readers: the train reader, then each
+    eval reader (indexed when there are several)."""
     out = []
     if doc.has("train_input_reader"):
         out.append("train_input_reader")
@@ -513,7 +515,7 @@ def _generate_tfod(inputs, plan: _Plan, command: str) -> str:
     if not doc.has("train_input_reader") or not doc.has("eval_input_reader"):
         raise ConfigError(f"{doc.source}: a pipeline config needs both train_input_reader and eval_input_reader")
     mask_enum = Ident(TFOD_MASK_TYPES[inputs["mask_type"]])
-    for r in _readers(doc):
+    for r in input_reader_paths(doc):
         doc.set(f"{r}.label_map_path", inputs["label_map_path"])
         globs = inputs["train"] if r == "train_input_reader" else inputs["val"]
         if globs:

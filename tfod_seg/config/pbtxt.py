@@ -583,15 +583,10 @@ class PbtxtDocument:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "PbtxtDocument":
+        from tfod_seg.io import read_text
+
         path = os.fspath(path)
-        try:
-            with open(path, encoding="utf-8", newline="") as f:
-                text = f.read()
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: file not found") from None
-        except UnicodeDecodeError as e:
-            raise ConfigError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
-        return cls.parse(text, path)
+        return cls.parse(read_text(path, ConfigError, newline=""), path)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "PbtxtDocument":

@@ -188,12 +188,12 @@ def run(mode: str, flags: dict, *, tfod_python: Optional[str] = None,
 def _copy_label_map(flags: dict) -> None:
     """Put the config's label map beside the export, where inference looks for it."""
     from tfod_seg.config.pbtxt import PbtxtDocument
-    from tfod_seg.engines.tfod.traps import _reader_paths
+    from tfod_seg.config.generate import input_reader_paths
     from tfod_seg.io import atomic_write_bytes
 
     doc = PbtxtDocument.load(flags["pipeline_config_path"])
     out = os.path.join(os.fspath(flags["output_directory"]), "label_map.pbtxt")
-    for reader in reversed(_reader_paths(doc)):  # eval readers first
+    for reader in reversed(input_reader_paths(doc)):  # eval readers first
         path = doc.get(f"{reader}.label_map_path", None)
         if path and os.path.isfile(str(path)):
             with open(str(path), "rb") as f:

@@ -31,6 +31,7 @@ import re
 from typing import Callable, List, Optional, Sequence
 
 from tfod_seg.errors import ConfigError, EngineError
+from tfod_seg.config.generate import input_reader_paths
 
 logger = logging.getLogger(__name__)
 
@@ -166,15 +167,6 @@ def check_train_steps(doc, config_path: str, model_dir: str, num_train_steps: Op
 
 
 # -- the pipeline.config --------------------------------------------------------------------
-def _reader_paths(doc) -> List[str]:
-    paths = []
-    if doc.has("train_input_reader"):
-        paths.append("train_input_reader")
-    n = len(doc.get_all("eval_input_reader"))
-    paths += ["eval_input_reader" if n == 1 else f"eval_input_reader[{i}]" for i in range(n)]
-    return paths
-
-
 def _records_report(doc, reader: str, config_path: str) -> Optional[dict]:
     """The report.json `tfod-seg convert` wrote beside the reader's records, if any."""
     base = os.path.dirname(os.path.abspath(config_path))
@@ -212,7 +204,7 @@ def check_mask_settings(doc, config_path: str) -> None:
         problems.append(f"{at(FASTER_RCNN + '.number_of_stages')}: {FASTER_RCNN}.number_of_stages is {stages} "
                         "(default 2): with predict_instance_masks the mask head only runs with 3; set "
                         "number_of_stages: 3")
-    for reader in _reader_paths(doc):
+    for reader in input_reader_paths(doc):
         if doc.get(f"{reader}.load_instance_masks", False) is not True:
             problems.append(f"{at(reader)}: {reader}.load_instance_masks is not true: the mask model gets no "
                             "ground-truth masks; set load_instance_masks: true")
