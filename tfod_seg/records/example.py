@@ -87,8 +87,12 @@ def serialize_example(features: Dict[str, Tuple[str, list]]) -> bytes:
 def _png_params():
     import cv2
 
-    return [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE,
-            cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+    # The row-filter flag is OpenCV >= 4.12 (the TFOD2 environment pins 4.11); older builds
+    # choose filters themselves, which changes the bytes, not the decoded mask.
+    if hasattr(cv2, "IMWRITE_PNG_FILTER"):
+        params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
+    return params
 
 
 def encode_mask_png(mask: "np.ndarray") -> bytes:
