@@ -129,18 +129,31 @@ def tiny_trained_model(tmp_path_factory) -> TinyModel:
 
 @dataclasses.dataclass(frozen=True)
 class TinyExport:
-    """The session's tiny model exported once with the TFOD2 signature (read-only)."""
+    """The session's tiny model exported once with the TFOD2 signature (read-only).
+
+    Exported from a copy of the model's config whose detection score threshold is 0, so the
+    barely trained model still returns its low-score detections (weights and architecture are
+    the model's own; only post-processing differs). Scores that underflow to 0 still give none.
+    """
 
     output_directory: str  # saved_model/, checkpoint/, pipeline.yaml, label_map.pbtxt
     saved_model: str  # output_directory/saved_model
+    config: str  # the config exported with (tiny config, score threshold 0)
     input_type: str
     model: TinyModel
 
 
 @pytest.fixture(scope="session")
 def tiny_export(tiny_trained_model, tmp_path_factory) -> TinyExport:
+    from tfod_seg.config.garden import dump_experiment, load_experiment
     from tfod_seg.engines.garden.export import export
 
-    out = str(tmp_path_factory.mktemp("tiny_export"))
-    saved_model = export(tiny_trained_model.config, tiny_trained_model.model_dir, out, input_type="image_tensor")
-    return TinyExport(output_directory=out, saved_model=saved_model, input_type="image_tensor", model=tiny_trained_model)
+    root = str(tmp_path_factory.mktemp("tiny_export"))
+    name, cfg = load_experiment(tiny_trained_model.config,
+                                {"task.model.detection_generator.pre_nms_score_threshold": 0.0})
+    config = dump_experiment(cfg, os.path.join(root, "export.yaml"), name,
+                             header=["tiny test model, score threshold 0 (tests/garden_fixtures.py: tiny_export)"])
+    out = os.path.join(root, "export")
+    saved_model = export(config, tiny_trained_model.model_dir, out, input_type="image_tensor")
+    return TinyExport(output_directory=out, saved_model=saved_model, config=config, input_type="image_tensor",
+                      model=tiny_trained_model)
