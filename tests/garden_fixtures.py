@@ -51,7 +51,8 @@ TINY_OVERRIDES: Dict[str, Any] = {
     "trainer.steps_per_loop": 10,
     "trainer.summary_interval": 10,
     "trainer.checkpoint_interval": 20,
-    "trainer.optimizer_config.learning_rate.cosine.initial_learning_rate": 0.02,
+    # The template's own Adam rate: 0.02 (an SGD-era value) left the 40-step model scoring exactly 0.
+    "trainer.optimizer_config.learning_rate.cosine.initial_learning_rate": 0.002,
     "trainer.optimizer_config.learning_rate.cosine.decay_steps": 200,
     "trainer.optimizer_config.warmup.linear.warmup_steps": 5,
 }

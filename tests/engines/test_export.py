@@ -119,9 +119,9 @@ def outputs(loaded, real_image):
 
 
 def _need_detections(outputs):
-    if int(outputs["num_detections"][0]) == 0:  # a property of the shared tiny model, not of the export
-        pytest.skip("tiny_trained_model detects nothing on any validation image (score threshold 0): "
-                    "its 40 training steps did not get the classifier off background")
+    # The tiny model is exported with score threshold 0, so any non-zero score is a detection;
+    # none means the fixture's training collapsed (tests/garden_fixtures.py learning rate).
+    assert int(outputs["num_detections"][0]) > 0, "tiny_trained_model detects nothing on any validation image"
 
 
 def test_layout_label_map_and_config_copied(tiny_export, tiny_trained_model):
