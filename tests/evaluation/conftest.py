@@ -1,13 +1,2 @@
-import pytest
-
-from tests.inference.fake_export import fake_export
-
-
-@pytest.fixture(scope="session")
-def fake_boxrel(tmp_path_factory):
-    return fake_export(tmp_path_factory, "boxrel")
-
-
-@pytest.fixture(scope="session")
-def fake_batched(tmp_path_factory):
-    return fake_export(tmp_path_factory, "batched")
+# The fake exports are the inference tests' session fixtures, shared rather than redefined.
+from tests.inference.conftest import fake_batched, fake_boxrel  # noqa: F401

@@ -273,6 +273,14 @@ def convert_dataset(samples: Iterable[Sample], out_dir: Union[str, os.PathLike],
     return report
 
 
+def class_count_lines(counts: Dict[str, int]) -> List[str]:
+    """``instances per class:`` and one aligned ``name  count`` line per class (none if empty)."""
+    if not counts:
+        return []
+    width = max(len(name) for name in counts)
+    return ["instances per class:"] + [f"  {name:<{width}}  {n}" for name, n in counts.items()]
+
+
 def format_summary(report: dict) -> str:
     """Human summary of a conversion report: images, instances per class, per shard, skips."""
     lines = [f"{report['images']} images, {report['instances']} instances, {report['num_classes']} classes "
@@ -281,11 +289,7 @@ def format_summary(report: dict) -> str:
         lines.append(f"  {s}: {info['images']} images, {info['instances']} instances")
         for sh in info["shards"]:
             lines.append(f"    {sh['file']}: {sh['images']} images, {sh['instances']} instances")
-    if report["instances_per_class"]:
-        lines.append("instances per class:")
-        width = max(len(n) for n in report["instances_per_class"])
-        for name, n in report["instances_per_class"].items():
-            lines.append(f"  {name:<{width}}  {n}")
+    lines += class_count_lines(report["instances_per_class"])
     if report["num_skipped"]:
         lines.append(f"skipped {report['num_skipped']} (details in report.json):")
         for kind, n in report["skipped_by_reason"].items():

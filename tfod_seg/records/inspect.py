@@ -16,6 +16,7 @@ import os
 from typing import Dict, List, Optional
 
 from tfod_seg.labelmap import LabelMap
+from tfod_seg.records.convert import class_count_lines
 from tfod_seg.records.reader import RecordExample, iter_raw_records, parse_example
 
 # COCO's small / medium / large split (mask area in pixels)
@@ -183,11 +184,7 @@ def format_inspection(stats: dict, max_problems: int = 20) -> str:
              f"{stats['crowd_instances']} crowd)"]
     for f, n in stats["files"].items():
         lines.append(f"  {f}: {n} records")
-    if stats["instances_per_class"]:
-        lines.append("instances per class:")
-        w = max(len(k) for k in stats["instances_per_class"])
-        for k, n in stats["instances_per_class"].items():
-            lines.append(f"  {k:<{w}}  {n}")
+    lines += class_count_lines(stats["instances_per_class"])
     ma = stats["mask_area"]
     lines.append(f"mask area: {ma['small']} small (<32²), {ma['medium']} medium, {ma['large']} large (>=96²)")
     sz = stats["image_sizes"]
