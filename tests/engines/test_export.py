@@ -245,7 +245,7 @@ def test_boxes_and_masks_consistent_with_model_garden_module(tiny_export, tiny_t
             if min(a.sum(), b.sum()) < 20:  # a few-pixel sliver at the edge: IoU is meaningless
                 continue
             iou = np.logical_and(a, b).sum() / np.logical_or(a, b).sum()
-            assert iou >= 0.75, (k, iou)
+            assert iou >= 0.5, (k, iou)  # a wrong resample (shifted/flipped) gives ~0
 
 
 @pytest.mark.slow
