@@ -399,9 +399,7 @@ def _tfod_lr(doc, plan: _Plan, template_batch: int) -> None:
     steps = plan.steps
     total = steps if steps is not None else tsteps
     if sched == "cosine_decay_learning_rate":
-        base = doc.get(f"{p}.learning_rate_base", 0.002)
-        f = plan.lr_factor(template_batch, base)
-        doc.set(f"{p}.learning_rate_base", base * f)
+        f = _scale_lr(doc, f"{p}.learning_rate_base", plan, template_batch)
         if doc.has(f"{p}.warmup_learning_rate"):
             doc.set(f"{p}.warmup_learning_rate", doc.get(f"{p}.warmup_learning_rate") * f)
         t_total = doc.get(f"{p}.total_steps", tsteps)
@@ -411,16 +409,12 @@ def _tfod_lr(doc, plan: _Plan, template_batch: int) -> None:
         doc.set(f"{p}.warmup_steps", w)
         plan.notes.append(f"schedule: cosine decay over {total} steps, {w} warm-up steps")
     elif sched == "constant_learning_rate":
-        base = doc.get(f"{p}.learning_rate", 0.002)
-        f = plan.lr_factor(template_batch, base)
-        doc.set(f"{p}.learning_rate", base * f)
+        f = _scale_lr(doc, f"{p}.learning_rate", plan, template_batch)
         if plan.warmup_steps:
             raise ConfigError(f"{doc.source}: --warmup-steps needs a cosine schedule; the template has {sched}")
         plan.notes.append(f"schedule: constant over {total} steps")
     elif sched == "exponential_decay_learning_rate":
-        base = doc.get(f"{p}.initial_learning_rate", 0.002)
-        f = plan.lr_factor(template_batch, base)
-        doc.set(f"{p}.initial_learning_rate", base * f)
+        f = _scale_lr(doc, f"{p}.initial_learning_rate", plan, template_batch)
         if doc.has(f"{p}.decay_steps"):
             doc.set(f"{p}.decay_steps", _scaled_steps(doc.get(f"{p}.decay_steps"), tsteps, steps))
         if doc.has(f"{p}.burnin_learning_rate"):
@@ -429,9 +423,7 @@ def _tfod_lr(doc, plan: _Plan, template_batch: int) -> None:
         doc.set(f"{p}.burnin_steps", w)
         plan.notes.append(f"schedule: exponential decay, decay_steps scaled to {total} steps, {w} burn-in steps")
     elif sched == "manual_step_learning_rate":
-        base = doc.get(f"{p}.initial_learning_rate", 0.002)
-        f = plan.lr_factor(template_batch, base)
-        doc.set(f"{p}.initial_learning_rate", base * f)
+        f = _scale_lr(doc, f"{p}.initial_learning_rate", plan, template_batch)
         for k in range(len(doc.get_all(f"{p}.schedule"))):
             doc.set(f"{p}.schedule[{k}].step", _scaled_steps(doc.get(f"{p}.schedule[{k}].step"), tsteps, steps))
             doc.set(f"{p}.schedule[{k}].learning_rate", doc.get(f"{p}.schedule[{k}].learning_rate") * f)
@@ -479,6 +471,14 @@ def _tfod_augment(doc, aug: Dict[str, Any], image_size: Optional[int]) -> None:
         if image_size:
             opts = {"output_size": int(image_size), **opts}
         doc.add("train_config.data_augmentation_options", {"random_scale_crop_and_pad_to_square": opts})
+
+
+def _scale_lr(doc, key: str, plan, template_batch) -> float:
+    """Scale the template's base learning rate at ``key`` by the plan's factor; return the factor."""
+    base = doc.get(key, 0.002)
+    f = plan.lr_factor(template_batch, base)
+    doc.set(key, base * f)
+    return f
 
 
 def input_reader_paths(doc) -> List[str]:
