@@ -29,7 +29,17 @@ setup(
         "tensorboard>=2.20",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "pytest-timeout>=2.3"],
+        # Conversion on Apache Beam runners (DirectRunner here; Dataflow, Flink, Spark remote).
+        "beam": ["apache-beam>=2.77"],
+        # Submitting Vertex AI jobs (`tfod-seg launch --submit`).
+        "cloud": ["google-cloud-aiplatform>=2.7"],
+        # TFLite and ONNX export (`tfod-seg export --format tflite|onnx`).
+        "edge": ["tf2onnx>=1.17", "onnxruntime>=1.31"],
+        # The test suite exercises every extra, plus the architecture contracts.
+        "test": [
+            "pytest>=8", "hypothesis>=6.100", "pytest-timeout>=2.3", "import-linter>=2.16",
+            "apache-beam>=2.77", "google-cloud-aiplatform>=2.7", "tf2onnx>=1.17", "onnxruntime>=1.31",
+        ],
     },
     entry_points={"console_scripts": ["tfod-seg=tfod_seg.cli:main"]},
     include_package_data=True,
