@@ -51,6 +51,7 @@ import shlex
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from tfod_seg.errors import ConfigError
+from tfod_seg.records.metadata import find_report, read_report
 
 log = logging.getLogger(__name__)
 
@@ -187,30 +188,6 @@ def _abs(p: Optional[str]) -> Optional[str]:
     if "://" in p or not p:
         return p
     return os.path.abspath(os.path.expanduser(p))
-
-
-def find_report(train_globs: Sequence[str]) -> Optional[str]:
-    """``report.json`` written by `tfod-seg convert` beside the first train records, if any."""
-    for g in train_globs:
-        if "://" in g:
-            continue
-        d = g if os.path.isdir(g) else os.path.dirname(g)
-        p = os.path.join(d, "report.json")
-        if os.path.isfile(p):
-            return p
-    return None
-
-
-def read_report(path: Optional[str]) -> Optional[dict]:
-    if not path:
-        return None
-    import json
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{path}: cannot read the conversion report: {e}") from None
 
 
 def _load_label_map(label_map):

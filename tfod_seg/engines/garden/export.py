@@ -16,8 +16,6 @@ the `TFODDetectionModule` wrapper.
 
 from __future__ import annotations
 
-import glob
-import json
 import logging
 import os
 import re
@@ -26,6 +24,7 @@ import tempfile
 from typing import Optional
 
 from tfod_seg.errors import ConfigError, EngineError
+from tfod_seg.records.metadata import find_label_map as records_label_map
 
 logger = logging.getLogger(__name__)
 
@@ -73,28 +72,7 @@ def find_label_map(config_path: str, params=None) -> Optional[str]:
         return resolve(m.group(1))
     if params is None:
         return None
-    patterns = params.task.train_data.input_path
-    if isinstance(patterns, str):
-        patterns = patterns.split(",")
-    for pattern in patterns:
-        pattern = resolve(pattern.strip())
-        dirs = {os.path.dirname(p) for p in glob.glob(pattern)} or {os.path.dirname(pattern)}
-        for d in sorted(dirs):
-            report = os.path.join(d, "report.json")
-            if os.path.isfile(report):
-                try:
-                    with open(report, encoding="utf-8") as f:
-                        lm = json.load(f).get("label_map")
-                except (OSError, ValueError):
-                    lm = None
-                if lm:
-                    lm = lm if os.path.isabs(lm) else os.path.join(d, lm)
-                    if os.path.isfile(lm):
-                        return lm
-            candidate = os.path.join(d, "label_map.pbtxt")
-            if os.path.isfile(candidate):
-                return candidate
-    return None
+    return records_label_map(params.task.train_data.input_path, base)
 
 
 def export(config_path, trained_checkpoint_dir, output_directory, *, input_type: str = "image_tensor") -> str:

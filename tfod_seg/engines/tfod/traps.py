@@ -24,13 +24,13 @@ readers are parameters so tests and callers can pass their own.
 from __future__ import annotations
 
 import glob
-import json
 import logging
 import os
 import re
 from typing import Callable, List, Optional, Sequence
 
 from tfod_seg.errors import ConfigError, EngineError
+from tfod_seg.records.metadata import find_report, read_report
 from tfod_seg.config.generate import input_reader_paths
 
 logger = logging.getLogger(__name__)
@@ -170,19 +170,8 @@ def check_train_steps(doc, config_path: str, model_dir: str, num_train_steps: Op
 def _records_report(doc, reader: str, config_path: str) -> Optional[dict]:
     """The report.json `tfod-seg convert` wrote beside the reader's records, if any."""
     base = os.path.dirname(os.path.abspath(config_path))
-    for pattern in doc.get_all(f"{reader}.tf_record_input_reader.input_path"):
-        first = str(pattern).split(",")[0]
-        if "://" in first:
-            continue
-        d = os.path.dirname(first if os.path.isabs(first) else os.path.join(base, first))
-        report = os.path.join(d, "report.json")
-        if os.path.isfile(report):
-            try:
-                with open(report, encoding="utf-8") as f:
-                    return json.load(f)
-            except (OSError, ValueError):
-                return None
-    return None
+    patterns = [str(p) for p in doc.get_all(f"{reader}.tf_record_input_reader.input_path")]
+    return read_report(find_report(patterns, base))
 
 
 def is_mask_model(doc) -> bool:
