@@ -55,3 +55,12 @@ def test_labelmap_command(tmp_path, capsys):
     assert "3 classes" in capsys.readouterr().out
     assert main(["labelmap", "--classes", "a,a", "--out", str(out)]) == 2
     assert "duplicate class names ['a']" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["two\nlines", "tab\there", "quote's", 'dq"x', "back\\slash", "ctl\x01", "ünï ☃", "cr\r"])
+def test_any_label_name_round_trips_through_the_written_file(tmp_path, name):
+    lm = LabelMap.from_names([name, "plain"])
+    path = tmp_path / "label_map.pbtxt"
+    lm.write(path)
+    assert read_label_map(path) == lm
+    assert "\n  name: '" in path.read_text()  # single-quoted, as TFOD2's own label maps

@@ -19,7 +19,9 @@ import dataclasses
 import os
 from typing import Dict, Iterable, List, Optional, Sequence
 
-from tfod_seg.errors import LabelMapError
+from tfod_seg.errors import ConfigError, LabelMapError
+from tfod_seg.io import atomic_write_text, read_text
+from tfod_seg.pbtxt import ListValue, Message, PbtxtDocument, quote
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,21 +126,16 @@ class LabelMap:
         return "\n".join(out) + "\n"
 
     def write(self, path: str | os.PathLike) -> None:
-        from tfod_seg.io import atomic_write_text
-
         atomic_write_text(path, self.to_pbtxt())
 
 
 def _quote(s: str) -> str:
-    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return quote(s, "'")
 
 
 def parse_label_map(text: str, path: Optional[str] = None, allow_gaps: bool = False) -> LabelMap:
     """Parse `label_map.pbtxt` text (protobuf text format, read with
-    `tfod_seg.config.pbtxt.PbtxtDocument`); errors name ``path:line``."""
-    from tfod_seg.config.pbtxt import ListValue, Message, PbtxtDocument
-    from tfod_seg.errors import ConfigError
-
+    `tfod_seg.pbtxt.PbtxtDocument`); errors name ``path:line``."""
     where = path or "<label map>"
     try:
         doc = PbtxtDocument.parse(text, source=where)
@@ -176,8 +173,6 @@ def parse_label_map(text: str, path: Optional[str] = None, allow_gaps: bool = Fa
 
 
 def read_label_map(path: str | os.PathLike, allow_gaps: bool = False) -> LabelMap:
-    from tfod_seg.io import read_text
-
     path = os.fspath(path)
     return parse_label_map(read_text(path, LabelMapError, "label map file"), path=path, allow_gaps=allow_gaps)
 
@@ -205,8 +200,6 @@ def read_class_list(path: str | os.PathLike, ignore: Sequence[str] = ("__ignore_
     Blank lines, ``#`` comments and LabelMe's ``__ignore__``/``_background_`` lines are
     skipped; a duplicate name is an error naming the file and line.
     """
-    from tfod_seg.io import read_text
-
     path = os.fspath(path)
     lines = read_text(path, LabelMapError, "class list file").splitlines()
     names: List[str] = []

@@ -7,7 +7,7 @@ import pytest
 from tfod_seg.cli import main
 from tfod_seg.config.checks import check_config
 from tfod_seg.config.generate import generate_config
-from tfod_seg.config.pbtxt import PbtxtDocument
+from tfod_seg.pbtxt import PbtxtDocument
 
 TFOD = "tfod_mask_rcnn_resnet50_fpn_640"
 CK = "train_config.optimizer.momentum_optimizer.learning_rate.cosine_decay_learning_rate"

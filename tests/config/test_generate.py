@@ -3,7 +3,7 @@
 import pytest
 
 from tfod_seg.config.generate import generate_config, parse_augment
-from tfod_seg.config.pbtxt import PbtxtDocument
+from tfod_seg.pbtxt import PbtxtDocument
 from tfod_seg.errors import ConfigError
 
 TFOD = "tfod_mask_rcnn_resnet50_fpn_640"  # batch 8, 25000 steps, cosine 0.005, warm-up 2000 @ 0.0016667

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tfod_seg.config.pbtxt import Ident, PbtxtDocument, parse_path, schema_available, validate_with_schema
+from tfod_seg.pbtxt import Ident, PbtxtDocument, parse_path, schema_available, validate_with_schema
 from tfod_seg.errors import ConfigError
 
 SAMPLE = '''# Mask R-CNN with Inception Resnet v2 (no atrous)
@@ -223,7 +223,7 @@ def _render_scalar(draw, v):
         return str(v)
     if isinstance(v, float):
         return repr(v)
-    from tfod_seg.config.pbtxt import _quote
+    from tfod_seg.pbtxt import quote as _quote
 
     q = _quote(v)
     if draw(st.booleans()):
@@ -292,7 +292,7 @@ def _model_leaves(fields, prefix=""):
 
 
 def _doc_leaves(doc):
-    from tfod_seg.config.pbtxt import Message
+    from tfod_seg.pbtxt import Message
 
     def walk(msg, prefix):
         out = []
@@ -333,7 +333,7 @@ def test_property_parse_dump_is_byte_identical_and_values_match(doc_and_text):
 @HSET
 @given(documents(), st.data())
 def test_property_set_changes_exactly_one_value(doc_and_text, data):
-    from tfod_seg.config.pbtxt import Message
+    from tfod_seg.pbtxt import Message
 
     _, text = doc_and_text
     doc = PbtxtDocument.parse(text)

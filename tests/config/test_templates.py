@@ -46,7 +46,7 @@ def test_template_generates_a_clean_config(template, records, tmp_path, checkpoi
         # the template itself loads through Model Garden's strict path
         assert load_experiment(template)[0] == name
     else:
-        from tfod_seg.config.pbtxt import PbtxtDocument, validate_with_schema
+        from tfod_seg.pbtxt import PbtxtDocument, validate_with_schema
 
         validate_with_schema(out)  # real schema when TFOD2 is importable (helper E's env), else no-op
         assert PbtxtDocument.load(template).dump() == open(template).read()  # byte-identical round trip

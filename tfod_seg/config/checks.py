@@ -143,7 +143,7 @@ def check_config(path, label_map=None, report=None) -> List[Problem]:
 # -- TFOD2 ----------------------------------------------------------------------------------
 def _check_tfod(path, label_map, report) -> List[Problem]:
     from tfod_seg.config.generate import TFOD_MASK_TYPES, input_reader_paths, tfod_image_size
-    from tfod_seg.config.pbtxt import Message, PbtxtDocument, validate_with_schema
+    from tfod_seg.pbtxt import Message, PbtxtDocument, validate_with_schema
 
     doc = PbtxtDocument.load(path)
     validate_with_schema(path, text=doc.dump())  # raises with file:line:col when TFOD2 is importable
@@ -231,7 +231,7 @@ def _check_tfod(path, label_map, report) -> List[Problem]:
 
 
 def _check_tfod_schedule(doc, steps, add) -> None:
-    from tfod_seg.config.pbtxt import Message
+    from tfod_seg.pbtxt import Message
 
     opt = doc.get("train_config.optimizer", None)
     if not isinstance(opt, Message):

@@ -1,7 +1,7 @@
 """Mask R-CNN config generation: template → generated file → ``--set`` overrides.
 
 The template's kind picks the target: a TFOD2 ``.config`` (protobuf text, edited with
-`tfod_seg.config.pbtxt` so the template's comments and order survive) or a Model Garden
+`tfod_seg.pbtxt` so the template's comments and order survive) or a Model Garden
 experiment ``.yaml`` (built with `tfod_seg.config.garden`, Model Garden's strict override).
 
 Every coupled field is set from the same few inputs, so the result is correct by construction:
@@ -339,7 +339,7 @@ def _header(inputs, plan: _Plan, command: str, engine: str, extra: Sequence[str]
 
 # -- TFOD2 ----------------------------------------------------------------------------------
 def _pbtxt_value(raw: str, existing: Any):
-    from tfod_seg.config.pbtxt import Ident, PbtxtDocument
+    from tfod_seg.pbtxt import Ident, PbtxtDocument
 
     s = raw.strip()
     if len(s) >= 2 and s[0] == s[-1] and s[0] in "'\"":
@@ -357,7 +357,7 @@ def _pbtxt_value(raw: str, existing: Any):
 
 
 def _tfod_lr(doc, plan: _Plan, template_batch: int) -> None:
-    from tfod_seg.config.pbtxt import Message
+    from tfod_seg.pbtxt import Message
 
     opt_root = "train_config.optimizer"
     opt = doc.get(opt_root, None)
@@ -470,7 +470,7 @@ def input_reader_paths(doc) -> List[str]:
 
 
 def _generate_tfod(inputs, plan: _Plan, command: str) -> str:
-    from tfod_seg.config.pbtxt import Ident, Message, PbtxtDocument, validate_with_schema
+    from tfod_seg.pbtxt import Ident, Message, PbtxtDocument, validate_with_schema
 
     if inputs["strategy"] is not None:
         raise ConfigError("--strategy applies to Model Garden experiments; TFOD2 picks its distribution strategy "
@@ -529,7 +529,7 @@ def _generate_tfod(inputs, plan: _Plan, command: str) -> str:
     if inputs["augment"] is not None:
         _tfod_augment(doc, inputs["augment"], tfod_image_size(doc))
     # --set overrides (last)
-    from tfod_seg.config.pbtxt import schema_available
+    from tfod_seg.pbtxt import schema_available
 
     for key, raw, create in inputs["overrides"]:
         exists = doc.has(key)

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tfod_seg.config.pbtxt import PbtxtDocument
+from tfod_seg.pbtxt import PbtxtDocument
 from tfod_seg.engines.tfod import traps
 from tfod_seg.errors import ConfigError, EngineError
 

@@ -187,7 +187,7 @@ def run(mode: str, flags: dict, *, tfod_python: Optional[str] = None,
 
 def _copy_label_map(flags: dict) -> None:
     """Put the config's label map beside the export, where inference looks for it."""
-    from tfod_seg.config.pbtxt import PbtxtDocument
+    from tfod_seg.pbtxt import PbtxtDocument
     from tfod_seg.config.generate import input_reader_paths
     from tfod_seg.io import atomic_write_bytes
 

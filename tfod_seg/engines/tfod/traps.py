@@ -281,7 +281,7 @@ def check_before(mode: str, flags: dict, *, read_step: Optional[StepReader] = No
 
     Returns ``{"notes": [...], "total_steps": int | None}`` (``total_steps`` for train).
     """
-    from tfod_seg.config.pbtxt import PbtxtDocument
+    from tfod_seg.pbtxt import PbtxtDocument
 
     config_path = os.fspath(flags["pipeline_config_path"])
     if not os.path.isfile(config_path):

@@ -33,6 +33,7 @@ import re
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from tfod_seg.errors import ConfigError
+from tfod_seg.io import atomic_write_text, read_text
 
 __all__ = [
     "Ident",
@@ -139,13 +140,15 @@ def _unescape(body: str) -> str:
     return out.decode("utf-8", errors="surrogateescape")
 
 
-def _quote(s: str) -> str:
-    out = ['"']
+def quote(s: str, mark: str = '"') -> str:
+    """``s`` as a protobuf-text string literal between ``mark`` quotes (``"`` or ``'``); every
+    character survives a round trip through the parser (and TFOD2's ``text_format``)."""
+    out = [mark]
     for ch in s:
         if ch == "\\":
             out.append("\\\\")
-        elif ch == '"':
-            out.append('\\"')
+        elif ch == mark:
+            out.append("\\" + mark)
         elif ch == "\n":
             out.append("\\n")
         elif ch == "\r":
@@ -158,8 +161,9 @@ def _quote(s: str) -> str:
             out.append("\\%03o" % (ord(ch) - 0xDC00))
         else:
             out.append(ch)
-    out.append('"')
+    out.append(mark)
     return "".join(out)
+
 
 
 def format_value(value: Any) -> str:
@@ -179,7 +183,7 @@ def format_value(value: Any) -> str:
             return "inf" if value > 0 else "-inf"
         return repr(value)
     if isinstance(value, str):
-        return _quote(value)
+        return quote(value)
     raise ConfigError(f"cannot write a {type(value).__name__} as a protobuf text scalar: {value!r}")
 
 
@@ -583,8 +587,6 @@ class PbtxtDocument:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "PbtxtDocument":
-        from tfod_seg.io import read_text
-
         path = os.fspath(path)
         return cls.parse(read_text(path, ConfigError, newline=""), path)
 
@@ -606,8 +608,6 @@ class PbtxtDocument:
         """The text; written atomically to ``path`` when given."""
         text = self.text()
         if path is not None:
-            from tfod_seg.io import atomic_write_text
-
             atomic_write_text(path, text)
         return text
 
