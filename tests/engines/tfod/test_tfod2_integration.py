@@ -26,12 +26,11 @@ SIZE = 128
 
 @pytest.fixture(autouse=True, scope="module")
 def compat_aliases():
-    """What the launcher does before TFOD2 runs; in-process users of object_detection need it too
-    (tf_slim's decoder calls control_flow_ops.case)."""
-    from tfod_seg.engines.tfod.launcher import apply_compat_aliases, apply_library_shims
+    """The TFOD2 compatibility fixes (tf_slim's decoder calls control_flow_ops.case); `.venv-tfod`'s
+    start-up hook has installed them already, this covers an interpreter without it."""
+    from tfod_seg.engines.tfod.launcher import install_compat
 
-    apply_compat_aliases()
-    apply_library_shims()
+    install_compat()
 
 
 def make_samples(n, size=SIZE, seed=0):

@@ -5,9 +5,9 @@
 
 This module runs in the TFOD2 environment (TF 2.15, `.venv-tfod`), not in tfod-seg's own one,
 so it imports only the standard library, TensorFlow and `object_detection`, and nothing from
-`tfod_seg`. It applies compatibility aliases that the late-2022 TFOD2 snapshot needs on the
-TF versions that install on Python 3.11, then hands the flags after `--` to the real module's
-absl `main`.
+`tfod_seg`. It makes sure the compatibility fixes the late-2022 TFOD2 snapshot needs on the
+stack that installs on Python 3.11 are in place (`compat.py`; in `.venv-tfod` its start-up hook
+has already installed them), then hands the flags after `--` to the real module's absl `main`.
 
 Launcher-only options (before `--`); TFOD2 hard-codes these, model_main_tf2 has no flag:
   --once                  evaluate: evaluate the latest checkpoint in `--checkpoint_dir` once and
@@ -34,77 +34,28 @@ MODULES = {
 READY_MARKER = "tfod-seg-launcher: running"
 
 
-def apply_compat_aliases() -> list[str]:
-    """Put back names the TFOD2 snapshot still imports from their pre-TF-2.15 locations.
+def install_compat():
+    """The TFOD2 compatibility fixes (`compat.py` beside this file), as the environment's
+    start-up hook installs them; returns that module (``applied()`` lists what was put back).
 
-    Returns the names that were aliased (empty when the TF version still has them all).
+    In `.venv-tfod` the hook (``tfod_seg_tfod2_compat.pth``, written by tools/setup_tfod_env.sh)
+    has already loaded it when the interpreter started; elsewhere (a user's own TFOD2
+    interpreter) it is loaded here, by its path, under the same module name: one copy of the
+    fixes either way.
     """
-    import tensorflow as tf
-    from tensorflow.python.ops import control_flow_ops
+    import importlib.util
+    import os
 
-    aliased = []
-    # TF 2.15 moved these out of control_flow_ops (to cond.py, control_flow_case.py,
-    # while_loop.py); object_detection/utils/shape_utils.py and the input pipeline still call
-    # control_flow_ops.case / .cond / .while_loop.
-    replacements = {
-        "case": _first_attr(["tensorflow.python.ops.control_flow_case:case"], tf.case),
-        "cond": _first_attr(["tensorflow.python.ops.cond:cond"], tf.cond),
-        "while_loop": _first_attr(["tensorflow.python.ops.while_loop:while_loop"], tf.while_loop),
-    }
-    for name, fn in replacements.items():
-        if not hasattr(control_flow_ops, name):
-            setattr(control_flow_ops, name, fn)
-            aliased.append(name)
-    return aliased
-
-
-def apply_library_shims() -> list[str]:
-    """Put back what newer NumPy and Pillow removed and the TFOD2 snapshot still uses.
-
-    * ``np.bool``/``np.float``/``np.int``/``np.object`` (removed in NumPy 1.24), used by TFOD2's
-      metrics code;
-    * ``FreeTypeFont.getsize``/``ImageFont.getsize`` (removed in Pillow 10), used by
-      ``visualization_utils`` when evaluation draws its side-by-side images.
-    """
-    import warnings
-
-    import numpy as np
-
-    shimmed = []
-    for name, value in (("bool", bool), ("float", float), ("int", int), ("object", object)):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # NumPy warns on the lookup of an expired alias
-            missing = not hasattr(np, name)
-        if missing:
-            setattr(np, name, value)
-            shimmed.append(f"np.{name}")
-    try:
-        from PIL import ImageFont
-    except ImportError:
-        return shimmed
-
-    def getsize(self, text, *args, **kwargs):
-        left, top, right, bottom = self.getbbox(text, *args, **kwargs)
-        return right, bottom  # what getsize returned: the extent from the origin
-
-    for cls in (getattr(ImageFont, "FreeTypeFont", None), getattr(ImageFont, "ImageFont", None),
-                getattr(ImageFont, "TransposedFont", None)):
-        if cls is not None and not hasattr(cls, "getsize") and hasattr(cls, "getbbox"):
-            cls.getsize = getsize
-            shimmed.append(f"PIL.ImageFont.{cls.__name__}.getsize")
-    return shimmed
-
-
-def _first_attr(specs: list[str], default):
-    import importlib
-
-    for spec in specs:
-        module_name, attr = spec.split(":")
-        try:
-            return getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError):
-            continue
-    return default
+    name = "tfod_seg_tfod2_compat"  # compat.HOOK_NAME (this module imports nothing from tfod_seg)
+    module = sys.modules.get(name)
+    if module is None:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "compat.py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    module.install()
+    return module
 
 
 def _patch_eval_once() -> None:
@@ -165,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-    aliased = apply_compat_aliases() + apply_library_shims()
+    compat = install_compat()
     module_name = MODULES[args.mode]
     module = importlib.import_module(module_name)
     if args.mode == "evaluate" and args.once:
@@ -175,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     from absl import app
 
     print(
-        f"{READY_MARKER} {module_name} (aliases: {', '.join(aliased) or 'none'})",
+        f"{READY_MARKER} {module_name} (compatibility fixes so far: {', '.join(compat.applied()) or 'none'})",
         file=sys.stderr,
         flush=True,
     )
