@@ -13,7 +13,7 @@ from tfod_seg.cli import main
 from tfod_seg.errors import StrictModeError
 from tfod_seg.labelmap import LabelMap
 from tfod_seg.records import convert as convert_mod
-from tfod_seg.records.convert import convert_dataset, is_val
+from tfod_seg.records.convert import ConvertReport, convert_dataset, format_summary, is_val
 from tfod_seg.records.reader import expand_patterns, iter_records
 
 
@@ -122,3 +122,33 @@ def test_cli_strict_exits_2_without_traceback(tmp_path, capsys):
                  "--workers", "1", "--quiet", "--strict"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: a.json: shape 0 'x': shape_type 'line' has no area") and "Traceback" not in err
+
+
+def test_report_is_a_dataclass_whose_json_is_the_file(lm_root, tmp_path):
+    report = convert_dataset(read_labelme(lm_root), tmp_path / "o", workers=1, val_fraction=0.3, seed=1)
+    assert isinstance(report, ConvertReport)
+    on_disk = (tmp_path / "o" / "report.json").read_text()
+    assert on_disk == json.dumps(report.to_json(), indent=2) + "\n"
+    assert list(report.to_json()) == ["mask_type", "num_classes", "label_map", "images", "instances", "splits",
+                                      "instances_per_class", "num_skipped", "skipped_by_reason", "skipped", "notes",
+                                      "reencoded_images", "seed", "val_fraction"]
+    assert report.images == report["images"] == 12 and report.num_classes == 3
+    assert report.splits["train"].images + report.splits["val"].images == 12
+    assert format_summary(report) == format_summary(report.to_json())
+
+
+def test_out_may_be_a_url(lm_root, tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    out = "ram://convert_test/out"
+    report = convert_dataset(read_labelme(lm_root), out, workers=1, num_shards=2, val_fraction=0.3, seed=3)
+    local = convert_dataset(read_labelme(lm_root), tmp_path / "o", workers=1, num_shards=2, val_fraction=0.3, seed=3)
+    names = sorted(tf.io.gfile.listdir(out))
+    assert names == sorted(_files(tmp_path / "o") + ["label_map.pbtxt", "report.json"])  # no temporary file left
+    for n in _files(tmp_path / "o") + ["label_map.pbtxt"]:
+        with tf.io.gfile.GFile(f"{out}/{n}", "rb") as f:
+            assert f.read() == (tmp_path / "o" / n).read_bytes(), n
+    assert report.splits["train"].shards[0].path == f"{out}/train-00000-of-00002.tfrecord"
+    assert [s.images for s in report.splits["train"].shards] == [s.images for s in local.splits["train"].shards]
+    # a re-run with fewer shards removes the stale ones on the URL too
+    convert_dataset(read_labelme(lm_root), out, workers=1, num_shards=1, val_fraction=0.3, seed=3)
+    assert sorted(n for n in tf.io.gfile.listdir(out) if n.startswith("train")) == ["train-00000-of-00001.tfrecord"]

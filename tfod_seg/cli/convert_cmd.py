@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from tfod_seg.cli._common import add_strict, progress_bar
 
 NAME = "convert"
@@ -57,16 +55,19 @@ def open_stream(fmt: str, input_path: str, *, image_dir=None, drop_empty=False, 
 
         return read_labelme(input_path, allow_outside_root=allow_outside_root, drop_empty=drop_empty)
     if fmt == "coco":
+        from tfod_seg import io
         from tfod_seg.annotations.coco import read_coco
 
-        return read_coco(input_path, image_dir or os.path.dirname(os.path.abspath(input_path)), drop_empty=drop_empty)
+        return read_coco(input_path, image_dir or io.dirname(io.abspath(input_path)), drop_empty=drop_empty)
     from tfod_seg.annotations.voc import read_voc
 
     return read_voc(input_path, include_difficult=include_difficult, drop_empty=drop_empty)
 
 
 def run(args) -> int:
+    from tfod_seg import io
     from tfod_seg.records.convert import convert_dataset, format_summary
+    from tfod_seg.records.metadata import REPORT_NAME
 
     stream = open_stream(args.format, args.input, image_dir=args.image_dir, drop_empty=args.drop_empty,
                          include_difficult=args.include_difficult, allow_outside_root=args.allow_outside_root)
@@ -78,5 +79,5 @@ def run(args) -> int:
     finally:
         bar.close()
     print(format_summary(report))
-    print(f"report: {os.path.join(args.out, 'report.json')}")
+    print(f"report: {io.join(args.out, REPORT_NAME)}")
     return 0

@@ -10,7 +10,10 @@ differences that the conversion relies on:
 * **Streaming with bounded memory**: at most ``window`` items are in flight (Model Garden's
   ``pool.starmap`` materialises the whole dataset first).
 * **Atomic**: each shard is written under a temporary name and renamed only when every shard
-  is complete; on any error the temporary files are removed.
+  is complete; on any error the temporary files are removed. ``out_dir`` may be a URL
+  (``gs://``, ``ram://``: all file access goes through `tfod_seg.io`); on Cloud Storage a
+  rename is a server-side copy plus a delete, so finishing costs one extra copy of each shard
+  (no download), in exchange for never exposing a half-written shard under its final name.
 
 Shards are written with ``tf.io.TFRecordWriter`` (TensorFlow is imported when the first
 record is written; `convert_dataset` starts that import with `BackgroundImport` right after
@@ -30,7 +33,10 @@ import os
 import re
 import tempfile
 import threading
+import uuid
 from typing import Callable, Iterable, Iterator, List, Optional, TypeVar
+
+from tfod_seg import io
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -49,7 +55,7 @@ def default_workers() -> int:
 
 
 def shard_paths(out_dir: str, name: str, num_shards: int) -> List[str]:
-    return [os.path.join(out_dir, SHARD_PATTERN.format(name=name, index=i, count=num_shards))
+    return [io.join(out_dir, SHARD_PATTERN.format(name=name, index=i, count=num_shards))
             for i in range(num_shards)]
 
 
@@ -158,8 +164,11 @@ class ShardedRecordWriter:
         self.removed_stale: List[str] = []
 
     def __enter__(self) -> "ShardedRecordWriter":
-        os.makedirs(self.out_dir, exist_ok=True)
+        io.makedirs(self.out_dir)
         for path in self.paths:
+            if io.is_url(path):  # created by TFRecordWriter (in __exit__ if nothing was written)
+                self._tmp.append(io.join(self.out_dir, f".{io.basename(path)}.{uuid.uuid4().hex}.tmp"))
+                continue
             fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=self.out_dir)
             os.close(fd)
             self._tmp.append(tmp)
@@ -182,20 +191,31 @@ class ShardedRecordWriter:
         return shard
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        if self._writers is None and exc_type is None and io.is_url(self.out_dir):
+            self._open()  # creates the (empty) temporary shards
         if self._writers is not None:
             for w in self._writers:
                 w.close()
         if exc_type is not None:
             for tmp in self._tmp:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
+                with contextlib.suppress(Exception):  # FileNotFoundError, or tf.errors.NotFoundError on a URL
+                    io.remove(tmp)
             return
         for tmp, path in zip(self._tmp, self.paths):
-            os.replace(tmp, path)  # an empty temp file is a valid empty TFRecord file
-        keep = set(os.path.abspath(p) for p in self.paths)
-        rx = re.compile(re.escape(self.name) + r"-\d{5}-of-\d{5}\.tfrecord$")
-        for old in glob.glob(os.path.join(glob.escape(self.out_dir), f"{glob.escape(self.name)}-*.tfrecord")):
-            if rx.search(os.path.basename(old)) and os.path.abspath(old) not in keep:
-                os.unlink(old)
-                self.removed_stale.append(old)
-                log.info("removed stale shard from an earlier run: %s", old)
+            io.rename(tmp, path)  # an empty temp file is a valid empty TFRecord file
+        self.removed_stale.extend(remove_stale_shards(self.out_dir, self.name, self.paths))
+
+
+def remove_stale_shards(out_dir: str, name: str, keep: List[str]) -> List[str]:
+    """Remove ``out_dir/NAME-NNNNN-of-NNNNN.tfrecord`` files not in ``keep`` (shards of an
+    earlier run with another shard count); return their paths."""
+    keep_set = set(io.abspath(p) for p in keep)
+    rx = re.compile(re.escape(name) + r"-\d{5}-of-\d{5}\.tfrecord$")
+    removed = []
+    folder = out_dir if io.is_url(out_dir) else glob.escape(out_dir)  # a local folder may contain [ ] * ?
+    for old in io.glob(io.join(folder, f"{glob.escape(name)}-*.tfrecord")):
+        if rx.search(io.basename(old)) and io.abspath(old) not in keep_set:
+            io.remove(old)
+            removed.append(old)
+            log.info("removed stale shard from an earlier run: %s", old)
+    return removed
