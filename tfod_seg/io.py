@@ -12,6 +12,12 @@ a file, and no rename is needed (a GCS rename is a copy plus a delete: a second 
 
 A URL whose scheme the installed TensorFlow cannot open (``s3://`` without a plugin, or a typo
 such as ``gs:/bucket``) raises `PathError` naming the scheme before anything is written.
+
+Cloud Storage: off Google Cloud, the first ``gs://`` path sets ``NO_GCE_CHECK=true`` so TensorFlow
+does not probe the GCE metadata server for credentials (that probe can take a minute); on GCE,
+Vertex AI and TPU VMs (and with an explicit ``NO_GCE_CHECK``) nothing changes. A failing ``gs://``
+operation raises `PathError` in one line: no network, no credentials (with how to get them),
+access denied, or no such bucket, instead of TensorFlow's HTTP error and a traceback.
 """
 
 from __future__ import annotations
@@ -72,6 +78,8 @@ def check_path(path, what: str = "path") -> str:
                             f"expected {m.group(1)}://BUCKET/PATH")
         return p
     s = scheme(p)
+    if s == "gs":
+        prepare_gcs()
     if s not in _checked_schemes:
         _checked_schemes[s] = _scheme_supported(s)
     if not _checked_schemes[s]:
@@ -90,6 +98,80 @@ def _scheme_supported(s: str) -> bool:
     except Exception:  # noqa: BLE001 - any other answer (permission, not found) means the scheme exists
         return True
     return True
+
+
+# -- Cloud Storage: credentials and clear errors ----------------------------------------------
+CREDENTIALS_HINT = ("run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a "
+                    "service-account key file")
+
+
+def on_gce() -> bool:
+    """True on Google Compute Engine (also Vertex AI and Cloud TPU VMs), whose metadata server
+    gives credentials. Read from the DMI product name, as google-auth does: no network."""
+    if os.environ.get("GCE_METADATA_HOST") or os.environ.get("GCE_METADATA_IP"):
+        return True
+    try:
+        with open("/sys/class/dmi/id/product_name", encoding="ascii", errors="replace") as f:
+            return f.read().strip().startswith("Google")
+    except OSError:
+        return False
+
+
+def prepare_gcs() -> None:
+    """Off Google Cloud, set ``NO_GCE_CHECK=true`` (TensorFlow then skips the metadata-server
+    credentials probe, which can take a minute); an explicit ``NO_GCE_CHECK`` is kept."""
+    if "NO_GCE_CHECK" not in os.environ and not on_gce():
+        os.environ["NO_GCE_CHECK"] = "true"
+
+
+def gcs_credentials() -> Optional[str]:
+    """Where TensorFlow will take Cloud Storage credentials from (the same order it uses):
+    GOOGLE_APPLICATION_CREDENTIALS, gcloud's application-default file, the GCE metadata
+    server; None when there are none (TensorFlow then sends anonymous requests)."""
+    key = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    if key:
+        return key
+    config = os.environ.get("CLOUDSDK_CONFIG") or os.path.join(os.path.expanduser("~"), ".config", "gcloud")
+    adc = os.path.join(config, "application_default_credentials.json")
+    if os.path.isfile(adc):
+        return adc
+    if os.environ.get("NO_GCE_CHECK", "").lower() != "true" and on_gce():
+        return "the GCE metadata server"
+    return None
+
+
+def explain_url_error(e: BaseException, path: str) -> str:
+    """One line saying why a TensorFlow file operation on URL ``path`` failed."""
+    msg = _tf_message(e)
+    if scheme(path) != "gs":
+        return msg
+    creds = gcs_credentials()
+    key = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    no_creds = f"no Google Cloud credentials found ({CREDENTIALS_HINT})"
+    if key and not os.path.isfile(key):
+        return f"GOOGLE_APPLICATION_CREDENTIALS names {key}, which does not exist ({msg})"
+    if "libcurl" in msg or "resolve host" in msg:
+        reason = f"cannot reach Cloud Storage ({msg.split('error details: ')[-1]})"
+        return reason + (f"; also {no_creds}" if creds is None else "")
+    denied = type(e).__name__ in ("PermissionDeniedError", "UnauthenticatedError") or re.search(r"\b40[13]\b", msg)
+    if denied:
+        return no_creds if creds is None else f"access denied with the credentials of {creds} ({msg})"
+    if type(e).__name__ == "NotFoundError" and "bucket" in msg.lower():
+        return f"the bucket does not exist ({msg})"
+    return msg
+
+
+@contextlib.contextmanager
+def _url_errors(p: str, action: str) -> Iterator[None]:
+    """Turn TensorFlow's errors on URL ``p`` into a one-line `PathError`."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as e:
+        if type(e).__module__.startswith("tensorflow"):
+            raise PathError(f"{p}: cannot {action}: {explain_url_error(e, p)}") from None
+        raise
 
 
 # -- path arithmetic (no I/O) ---------------------------------------------------------------
@@ -130,56 +212,74 @@ def resolve(path, base: Optional[str]) -> str:
 # -- queries ---------------------------------------------------------------------------------
 def exists(path) -> bool:
     p = check_path(path)
-    return _gfile().exists(p) if is_url(p) else os.path.exists(p)
+    if not is_url(p):
+        return os.path.exists(p)
+    with _url_errors(p, "check whether it exists"):
+        return _gfile().exists(p)
 
 
 def isdir(path) -> bool:
     p = check_path(path)
-    return _gfile().isdir(p) if is_url(p) else os.path.isdir(p)
+    if not is_url(p):
+        return os.path.isdir(p)
+    with _url_errors(p, "check whether it is a folder"):
+        return _gfile().isdir(p)
 
 
 def isfile(path) -> bool:
     p = check_path(path)
     if is_url(p):
         g = _gfile()
-        return g.exists(p) and not g.isdir(p)
+        with _url_errors(p, "check whether it is a file"):
+            return g.exists(p) and not g.isdir(p)
     return os.path.isfile(p)
 
 
 def size(path) -> int:
     p = check_path(path)
-    return _gfile().stat(p).length if is_url(p) else os.path.getsize(p)
+    if not is_url(p):
+        return os.path.getsize(p)
+    with _url_errors(p, "read its size"):
+        return _gfile().stat(p).length
 
 
 def listdir(path) -> List[str]:
     p = check_path(path)
     if is_url(p):
-        return sorted(n.rstrip("/") for n in _gfile().listdir(p))
+        with _url_errors(p, "list the folder"):
+            return sorted(n.rstrip("/") for n in _gfile().listdir(p))
     return sorted(os.listdir(p))
 
 
 def walk(top) -> Iterator[tuple]:
     """``(dirpath, dirnames, filenames)`` like `os.walk`, sorted, for local paths and URLs."""
     p = check_path(top)
-    it = _gfile().walk(p) if is_url(p) else os.walk(p)
-    for d, dirs, files in it:
-        dirs[:] = sorted(x.rstrip("/") for x in dirs)
-        yield d, dirs, sorted(files)
+    if not is_url(p):
+        for d, dirs, files in os.walk(p):
+            dirs[:] = sorted(dirs)
+            yield d, dirs, sorted(files)
+        return
+    with _url_errors(p, "walk the folder"):
+        for d, dirs, files in _gfile().walk(p):
+            dirs[:] = sorted(x.rstrip("/") for x in dirs)
+            yield d, dirs, sorted(files)
 
 
 def has_magic(pattern) -> bool:
     return bool(re.search(r"[*?\[]", os.fspath(pattern)))
 
 
-def glob(pattern) -> List[str]:
-    """Sorted matches of ``pattern`` (``*``, ``?``, ``[...]``), local or remote."""
+def glob(pattern, recursive: bool = False) -> List[str]:
+    """Sorted matches of ``pattern`` (``*``, ``?``, ``[...]``), local or remote; with
+    ``recursive``, a local ``**`` matches any number of folders."""
     p = check_path(pattern)
     if not is_url(p):
-        return sorted(_glob.glob(os.path.expanduser(p)))
-    if not has_magic(p):
-        return [p] if _gfile().exists(p) else []
-    # tf.io.gfile.glob handles * and ?; filter again with fnmatch so [...] works too.
-    return sorted(m for m in _gfile().glob(p) if fnmatch.fnmatchcase(m, p))
+        return sorted(_glob.glob(os.path.expanduser(p), recursive=recursive))
+    with _url_errors(p, "list the files matching it"):
+        if not has_magic(p):
+            return [p] if _gfile().exists(p) else []
+        # tf.io.gfile.glob handles * and ?; filter again with fnmatch so [...] works too.
+        return sorted(m for m in _gfile().glob(p) if fnmatch.fnmatchcase(m, p))
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -220,7 +320,7 @@ def read_bytes(path, error: type = UserError, what: str = "file") -> bytes:
         raise error(f"{p}: cannot read the {what} ({e.strerror or e})") from None
     except Exception as e:  # tf.errors.* for URLs
         if type(e).__module__.startswith("tensorflow"):
-            raise error(f"{p}: cannot read the {what} ({_tf_message(e)})") from None
+            raise error(f"{p}: cannot read the {what} ({explain_url_error(e, p)})") from None
         raise
 
 
@@ -261,9 +361,10 @@ def makedirs(path, what: str = "output folder") -> str:
     p = check_path(path, what)
     if is_url(p):
         g = _gfile()
-        if g.exists(p) and not g.isdir(p):
-            raise PathError(f"{p}: {what} is a file, expected a folder")
-        g.makedirs(p)
+        with _url_errors(p, f"create the {what}"):
+            if g.exists(p) and not g.isdir(p):
+                raise PathError(f"{p}: {what} is a file, expected a folder")
+            g.makedirs(p)
         return p
     try:
         os.makedirs(p, exist_ok=True)
@@ -281,7 +382,8 @@ def makedirs(path, what: str = "output folder") -> str:
 def remove(path) -> None:
     p = check_path(path)
     if is_url(p):
-        _gfile().remove(p)
+        with _url_errors(p, "remove it"):
+            _gfile().remove(p)
     else:
         os.unlink(p)
 
@@ -289,7 +391,8 @@ def remove(path) -> None:
 def rmtree(path) -> None:
     p = check_path(path)
     if is_url(p):
-        _gfile().rmtree(p)
+        with _url_errors(p, "remove the folder"):
+            _gfile().rmtree(p)
     else:
         shutil.rmtree(p)
 
@@ -299,7 +402,8 @@ def copy(src, dst, overwrite: bool = True) -> None:
     if not is_url(s) and not is_url(d):
         shutil.copyfile(s, d)
     else:
-        _gfile().copy(s, d, overwrite=overwrite)
+        with _url_errors(d if is_url(d) else s, f"copy {s} to {d}"):
+            _gfile().copy(s, d, overwrite=overwrite)
 
 
 def rename(src, dst, overwrite: bool = True) -> None:
@@ -307,7 +411,8 @@ def rename(src, dst, overwrite: bool = True) -> None:
     if not is_url(s) and not is_url(d):
         os.replace(s, d)
     else:
-        _gfile().rename(s, d, overwrite=overwrite)
+        with _url_errors(d if is_url(d) else s, f"rename {s} to {d}"):
+            _gfile().rename(s, d, overwrite=overwrite)
 
 
 def _umask() -> int:
@@ -334,7 +439,8 @@ def atomic_path(path, what: str = "output file") -> Iterator[str]:
         os.close(fd)
         try:
             yield tmp
-            _gfile().copy(tmp, p, overwrite=True)
+            with _url_errors(p, f"upload the {what}"):
+                _gfile().copy(tmp, p, overwrite=True)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
