@@ -191,7 +191,7 @@ def main() -> int:
     n = len(files)
     result = {
         "model": kind, "export": export_dir, "images": n, "image_size": args.size,
-        "detections_written": summary["detections"], "formats": summary["formats"],
+        "detections_written": summary.detections, "formats": summary.formats,
         "loop_images_per_sec": round(n / loop_t, 2), "infer_images_per_sec": round(n / infer_t, 2),
         "infer_over_loop": round(infer_t / loop_t, 3),
         "cpu_infer_over_loop": round(min(infer_cpu) / min(loop_cpu), 3),

@@ -33,9 +33,9 @@ def _iou(a, b):
 def test_all_formats(tmp_path, image_dir, fake_boxrel):
     out = tmp_path / "out"
     summary = run_inference(fake_boxrel, str(image_dir), out, min_score=0.5)
-    assert summary["images"] == 4 and summary["num_skipped"] == 0
+    assert summary.images == 4 and summary.num_skipped == 0
     # class 3 (score 0.6) kept, all named from the label map beside the export
-    assert summary["detections_per_class"] == {"blue": 4, "green": 4, "red": 4}
+    assert summary.detections_per_class == {"blue": 4, "green": 4, "red": 4}
     assert json.loads((out / "summary.json").read_text())["detections"] == 12
 
     from pycocotools.coco import COCO
@@ -72,7 +72,7 @@ def test_batched_matches_unbatched_and_min_score(tmp_path, image_dir, fake_batch
     one = run_inference(fake_batched, str(image_dir), tmp_path / "a", formats=["coco"], batch_size=1, min_score=0.7)
     four = run_inference(fake_batched, str(image_dir / "*.png"), tmp_path / "b", formats=["coco"], batch_size=4,
                          min_score=0.7)
-    assert four["batch_size"] == 4 and one["batch_size"] == 1
+    assert four.batch_size == 4 and one.batch_size == 1
     a = json.loads((tmp_path / "a" / "coco" / "results.json").read_text())
     b = json.loads((tmp_path / "b" / "coco" / "results.json").read_text())
     assert a == b and len(a) == 8  # class 3 (score 0.6) dropped by min_score
@@ -86,9 +86,9 @@ def test_unreadable_images_are_counted_or_fail_strict(tmp_path, image_dir, fake_
     data = (image_dir / "img1.png").read_bytes()
     (d / "truncated.png").write_bytes(data[: len(data) // 2])  # header fine, pixels cut
     summary = run_inference(fake_boxrel, str(d), tmp_path / "out", formats=["overlay"])
-    assert summary["images"] == 1 and summary["num_skipped"] == 2
-    assert {os.path.basename(s["file"]) for s in summary["skipped"]} == {"junk.jpg", "truncated.png"}
-    assert all(s["kind"] == "unreadable_image" for s in summary["skipped"])
+    assert summary.images == 1 and summary.num_skipped == 2
+    assert {os.path.basename(s["file"]) for s in summary.skipped} == {"junk.jpg", "truncated.png"}
+    assert all(s["kind"] == "unreadable_image" for s in summary.skipped)
     assert os.listdir(tmp_path / "out" / "overlays") == ["good.png"]
     with pytest.raises(StrictModeError, match="junk.jpg"):
         run_inference(fake_boxrel, str(d), tmp_path / "out2", formats=["overlay"], strict=True)
@@ -97,7 +97,7 @@ def test_unreadable_images_are_counted_or_fail_strict(tmp_path, image_dir, fake_
 def test_outputs_do_not_depend_on_writer_threads(tmp_path, image_dir, fake_boxrel):
     a = run_inference(fake_boxrel, str(image_dir), tmp_path / "a", min_score=0.5, workers=1)
     b = run_inference(fake_boxrel, str(image_dir), tmp_path / "b", min_score=0.5, workers=4)
-    assert a["detections"] == b["detections"] == 12
+    assert a.detections == b.detections == 12
     for sub in ("coco", "labelme", "overlays", "semantic"):
         names = sorted(os.listdir(tmp_path / "a" / sub))
         assert names == sorted(os.listdir(tmp_path / "b" / sub)) and names
@@ -138,3 +138,32 @@ def test_cli(tmp_path, image_dir, fake_boxrel, capsys):
     assert sorted(os.listdir(tmp_path / "o")) == ["coco", "semantic", "summary.json"]
     rc = main(["infer", "--model", str(tmp_path / "nope"), "--images", str(image_dir), "--out", str(tmp_path / "p")])
     assert rc == 2 and "model directory not found" in capsys.readouterr().err
+
+
+def test_summary_dataclass_is_the_summary_file(tmp_path, image_dir, fake_boxrel):
+    summary = run_inference(fake_boxrel, str(image_dir), tmp_path / "o", formats=["coco"], min_score=0.5)
+    assert json.loads((tmp_path / "o" / "summary.json").read_text()) == summary.to_json()
+    assert list(summary.to_json())[:3] == ["model", "out_dir", "images_found"]
+
+
+def test_images_and_outputs_on_ram_filesystem(tmp_path, image_dir, fake_boxrel):
+    """Images read from and every output written to TensorFlow's in-memory ram:// filesystem
+    (the same code path as gs://), identical to a local run."""
+    import tensorflow as tf
+
+    src = "ram://infer_test/images"
+    tf.io.gfile.makedirs(src)
+    for name in sorted(os.listdir(image_dir)):
+        tf.io.gfile.GFile(f"{src}/{name}", "wb").write((image_dir / name).read_bytes())
+    out = "ram://infer_test/out"
+    remote = run_inference(fake_boxrel, src, out, min_score=0.5)
+    local = run_inference(fake_boxrel, str(image_dir), tmp_path / "local", min_score=0.5)
+    assert remote.images == 4 and remote.detections == local.detections == 12
+    assert tf.io.gfile.exists(f"{out}/summary.json")
+    for sub, name in (("overlays", "img0.png"), ("semantic", "img2.png"), ("coco", "results.json")):
+        with tf.io.gfile.GFile(f"{out}/{sub}/{name}", "rb") as f:
+            assert f.read() == (tmp_path / "local" / sub / name).read_bytes(), (sub, name)
+    with tf.io.gfile.GFile(f"{out}/labelme/img1.json") as f:
+        assert json.load(f)["imagePath"] == "../../images/img1.png"  # relative within the bucket
+    images = json.loads(tf.io.gfile.GFile(f"{out}/coco/images.json").read())
+    assert [im["file_name"] for im in images["images"]] == [f"../../images/img{i}.png" for i in range(4)]

@@ -31,14 +31,14 @@ def test_infer_and_score_on_tiny_garden_export(request, tmp_path):
     images = sorted(os.path.join(model.labelme_dir, f) for f in os.listdir(model.labelme_dir)
                     if f.endswith((".jpg", ".png")))[:4]
     summary = run_inference(export, images, tmp_path / "pred", min_score=0.05, label_map=model.label_map)
-    assert summary["images"] == 4 and summary["num_skipped"] == 0
+    assert summary.images == 4 and summary.num_skipped == 0
     for sub, ext in (("overlays", ".png"), ("labelme", ".json"), ("semantic", ".png")):
         assert len([f for f in os.listdir(tmp_path / "pred" / sub) if f.endswith(ext)]) == 4
     gt = COCO(str(tmp_path / "pred" / "coco" / "images.json"))
-    if summary["detections"]:
-        assert len(gt.loadRes(str(tmp_path / "pred" / "coco" / "results.json")).anns) == summary["detections"]
+    if summary.detections:
+        assert len(gt.loadRes(str(tmp_path / "pred" / "coco" / "results.json")).anns) == summary.detections
 
-    metrics = score_model(export, model.val_records, tmp_path / "score", label_map=model.label_map)
+    metrics = score_model(export, model.val_records, tmp_path / "score", label_map=model.label_map).to_json()
     for t in ("bbox", "segm"):
         assert 0.0 <= metrics[t]["AP"] <= 1.0 and 0.0 <= metrics[t]["AR100"] <= 1.0
     assert json.loads((tmp_path / "score" / "metrics.json").read_text()) == metrics

@@ -29,11 +29,12 @@ examples:
 def add_arguments(parser) -> None:
     from tfod_seg.cli._common import add_strict
 
-    parser.add_argument("--model", required=True, metavar="EXPORT_DIR",
-                        help="export directory (holding saved_model.pb, or its saved_model/ subdirectory)")
+    parser.add_argument("--model", required=True, metavar="EXPORT_DIR|MODEL.tflite|MODEL.onnx",
+                        help="export directory (holding saved_model.pb, or its saved_model/ subdirectory), "
+                             "or a .tflite / .onnx file from `tfod-seg export --format`")
     parser.add_argument("--images", required=True, nargs="+", metavar="PATH|DIR|GLOB",
                         help="image file(s), folder(s), or glob(s) (quote globs; '**' recurses)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output directory (local or gs://...)")
     parser.add_argument("--min-score", type=float, default=0.5, help="drop detections below this score")
     parser.add_argument("--label-map", metavar="PBTXT",
                         help="label map for class names (default: label_map.pbtxt beside the export)")
@@ -57,7 +58,7 @@ def run(args) -> int:
     with progress_bar(total, "infer", unit="img", disable=args.no_progress) as bar:
         summary = run_inference(args.model, args.images, args.out, formats=formats, min_score=args.min_score,
                                 label_map=args.label_map, batch_size=args.batch_size, progress=bar,
-                                strict=args.strict, workers=args.workers)
+                                strict=args.strict, workers=args.workers).to_json()
     print(f"{summary['images']} images, {summary['detections']} detections (score >= {summary['min_score']}) "
           f"in {summary['seconds']:.1f} s ({summary['images_per_sec'] or 0:.2f} img/s, batch {summary['batch_size']})")
     for name, count in summary["detections_per_class"].items():

@@ -30,7 +30,8 @@ examples:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", metavar="EXPORT_DIR", help="export to run over --records")
+    parser.add_argument("--model", metavar="EXPORT_DIR|MODEL.tflite|MODEL.onnx",
+                        help="export directory or .tflite / .onnx file to run over --records")
     parser.add_argument("--records", nargs="+", metavar="GLOB",
                         help="TFRecord files (globs, paths or a directory) holding images and ground truth")
     parser.add_argument("--gt", metavar="JSON", help="COCO ground-truth JSON (with --predictions)")
@@ -65,11 +66,12 @@ def run(args) -> int:
         expand_patterns(args.records)  # clear error before loading the model
         with progress_bar(None, "score", unit="img", disable=args.no_progress) as bar:
             metrics = score_model(args.model, args.records, args.out, label_map=args.label_map, progress=bar,
-                                  confusion_min_score=args.confusion_min_score, batch_size=args.batch_size)
+                                  confusion_min_score=args.confusion_min_score, batch_size=args.batch_size).to_json()
     else:
         from tfod_seg.evaluation.score import score_files
 
-        metrics = score_files(args.gt, args.predictions, args.out, confusion_min_score=args.confusion_min_score)
+        metrics = score_files(args.gt, args.predictions, args.out,
+                              confusion_min_score=args.confusion_min_score).to_json()
     print(_table(metrics))
     print(f"report: {args.out}/report.md   metrics: {args.out}/metrics.json")
     return 0

@@ -190,9 +190,9 @@ def run_demo(out_dir, *, num_images: int = NUM_IMAGES, image_size: int = IMAGE_S
         val_records = sorted(glob.glob(val_glob))
         held_out = _val_image_files(p["dataset"], val_records)[:MAX_OVERLAY_IMAGES]
         inference = run_inference(p["exported"], held_out, p["predictions"], formats=("overlay", "coco"),
-                                  min_score=MIN_SCORE, label_map=label_map)
+                                  min_score=MIN_SCORE, label_map=label_map).to_json()
     with clock.stage("score"):
-        score = score_model(p["exported"], val_records, p["score"], label_map=label_map)
+        score = score_model(p["exported"], val_records, p["score"], label_map=label_map).to_json()
     with clock.stage("report"):
         metrics = _headline(score)
         metrics.update({

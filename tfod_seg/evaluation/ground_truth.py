@@ -9,10 +9,11 @@ image ids are ``1..N`` in record order (files sorted, then position in file), an
 
 from __future__ import annotations
 
-import os
 from typing import Dict, List, Optional
 
+from tfod_seg import io
 from tfod_seg.inference.formats import encode_rle
+from tfod_seg.records.reader import expand_patterns, iter_records
 
 
 class CocoBuilder:
@@ -28,7 +29,7 @@ class CocoBuilder:
         image_id = len(self.images) + 1
         self.images.append({"id": image_id, "file_name": rec.filename or rec.source_id or f"{image_id}",
                             "height": int(rec.height), "width": int(rec.width),
-                            "source_id": rec.source_id, "record": f"{os.path.basename(rec.path)}#{rec.index}"})
+                            "source_id": rec.source_id, "record": f"{io.basename(rec.path)}#{rec.index}"})
         h, w = int(rec.height), int(rec.width)
         n = len(rec.classes)
         masks = rec.masks if rec.masks is not None and len(rec.masks) == n and n else None
@@ -69,8 +70,6 @@ class CocoBuilder:
 
 def records_to_coco(records, label_map=None) -> Dict:
     """COCO dataset dict from every record matching ``records`` (glob(s) or paths)."""
-    from tfod_seg.records.reader import iter_records
-
     builder = CocoBuilder()
     for rec in iter_records(records):
         builder.add(rec)
@@ -79,11 +78,9 @@ def records_to_coco(records, label_map=None) -> Dict:
 
 def label_map_beside_records(records) -> Optional[str]:
     """``label_map.pbtxt`` in the directory of the first record file (where `convert` puts it)."""
-    from tfod_seg.records.reader import expand_patterns
-
     files = expand_patterns(records)
-    path = os.path.join(os.path.dirname(files[0]), "label_map.pbtxt")
-    return path if os.path.isfile(path) else None
+    path = io.join(io.dirname(files[0]), "label_map.pbtxt")
+    return path if io.isfile(path) else None
 
 
 __all__ = ["CocoBuilder", "records_to_coco", "label_map_beside_records"]

@@ -6,11 +6,11 @@ from typing import Dict, Sequence
 
 import numpy as np
 
+from tfod_seg.io import atomic_path
+
 
 def _save(fig, path: str) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    from tfod_seg.io import atomic_path
 
     FigureCanvasAgg(fig)
     with atomic_path(path) as tmp:

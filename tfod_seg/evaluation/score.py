@@ -1,7 +1,7 @@
 """Score predictions against ground truth: `score_model` (an export on TFRecords) and
 `score_files` (a COCO ground-truth JSON and a COCO results JSON).
 
-Writes to ``out_dir``:
+Writes to ``out_dir`` (a local folder or URL):
 
     metrics.json        {"bbox": {AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl},
                          "segm": {...}, "per_class": {name: {"id", "num_gt", "num_det",
@@ -17,35 +17,91 @@ Writes to ``out_dir``:
 COCO gives -1 for a metric with no ground truth in range (e.g. APs without small objects);
 metrics.json keeps -1 there. Without masks in the ground truth or predictions, ``segm`` holds
 -1 everywhere and the report says why.
+
+`score_coco` runs in three steps: `plan_scoring` (checks, pycocotools objects),
+`execute_scoring` (COCOeval per IoU type, per-class AP, PR curves, confusion matrix) and
+`report_scoring` (the files). The metrics are a `ScoreResult` whose `to_json()` is
+``metrics.json``.
 """
 
 from __future__ import annotations
 
 import csv
-import io
-import json
+import dataclasses
+import io as _stdio
 import logging
 import os
 from typing import Dict, List, Optional
 
 import numpy as np
 
+from tfod_seg import io
 from tfod_seg.errors import UserError
 from tfod_seg.evaluation.coco_metrics import (IOU_TYPES, PR_IOUS, STAT_NAMES, best_f1, confusion_matrix, load_results,
                                               per_class_ap, pr_curves, quiet, run_cocoeval, stats_by_name)
+from tfod_seg.evaluation.ground_truth import CocoBuilder, label_map_beside_records
+from tfod_seg.evaluation.plots import plot_confusion, plot_pr_curves
+from tfod_seg.inference.formats import coco_results
+from tfod_seg.inference.predict import find_label_map, load_predictor
+from tfod_seg.inference.stream import choose_batch, predict_stream, record_image_dataset
+from tfod_seg.labelmap import LabelMap, read_label_map
+from tfod_seg.records.reader import expand_patterns, iter_records
 
 log = logging.getLogger(__name__)
 
+_NO_AP = {"AP": -1.0, "AP50": -1.0, "AP75": -1.0}
 
-def _read_json(path, what: str):
-    path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise UserError(f"{path}: {what} file not found") from None
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}); expected {what}") from None
+
+@dataclasses.dataclass
+class ClassMetrics:
+    """One class's row of ``metrics.json`` ``per_class``."""
+
+    id: int
+    num_gt: int
+    num_det: int
+    bbox: Dict[str, float] = dataclasses.field(default_factory=lambda: dict(_NO_AP))  # AP, AP50, AP75
+    segm: Dict[str, float] = dataclasses.field(default_factory=lambda: dict(_NO_AP))
+    best_f1: Dict[str, Optional[Dict[str, float]]] = dataclasses.field(
+        default_factory=lambda: {t: None for t in IOU_TYPES})  # threshold, f1, precision, recall at IoU 0.5
+
+    def to_json(self) -> Dict:
+        return {"id": self.id, "num_gt": self.num_gt, "num_det": self.num_det, "bbox": self.bbox,
+                "best_f1": self.best_f1, "segm": self.segm}
+
+
+@dataclasses.dataclass
+class ScoreResult:
+    """COCO metrics of one scoring run; `to_json()` is the content of ``metrics.json``."""
+
+    bbox: Dict[str, float]  # the 12 COCO summary numbers (STAT_NAMES), -1 where undefined
+    segm: Dict[str, float]
+    per_class: Dict[str, ClassMetrics]  # by class name
+
+    def to_json(self) -> Dict:
+        return {"bbox": self.bbox, "segm": self.segm,
+                "per_class": {name: c.to_json() for name, c in self.per_class.items()}}
+
+
+@dataclasses.dataclass
+class ScoringPlan:
+    """Checked inputs of `execute_scoring`."""
+
+    gt: object  # pycocotools COCO of the ground truth
+    gt_doc: Dict
+    results: List[Dict]  # prepared for pycocotools
+    cat_ids: List[int]
+    names: Dict[int, str]
+    iou_types: List[str]  # what can be scored ("segm" needs masks on both sides)
+    notes: List[str]
+
+
+@dataclasses.dataclass
+class _Scored:
+    result: ScoreResult
+    curves_rows: List[list]
+    curves: Dict[tuple, Dict]  # (iou_type, iou) -> pr_curves(...)
+    confusion: np.ndarray
+    confusion_type: str
 
 
 def _check_gt(doc, path: str) -> None:
@@ -86,18 +142,15 @@ def _gt_coco(doc):
     return gt
 
 
-def _prepare_results(results: List[Dict], gt_doc) -> List[Dict]:
+def _prepare_results(results: List[Dict]) -> List[Dict]:
     """pycocotools wants bbox for 'bbox' eval and segmentation for 'segm'; derive boxes from
-    RLE masks when missing and drop area so it is recomputed consistently."""
+    RLE masks when missing."""
     from pycocotools import mask as mask_utils
 
     out = []
     for r in results:
         r = dict(r)
         seg = r.get("segmentation")
-        if isinstance(seg, dict) and isinstance(seg.get("counts"), str):
-            seg = dict(seg, counts=seg["counts"])  # pycocotools handles str counts itself
-            r["segmentation"] = seg
         if "bbox" not in r and isinstance(seg, dict):
             rle = dict(seg, counts=seg["counts"].encode("ascii") if isinstance(seg["counts"], str) else seg["counts"])
             r["bbox"] = [float(v) for v in mask_utils.toBbox(rle)]
@@ -105,114 +158,130 @@ def _prepare_results(results: List[Dict], gt_doc) -> List[Dict]:
     return out
 
 
-def score_files(gt_json, predictions_json, out_dir, *, confusion_min_score: float = 0.5) -> Dict:
-    """Score a COCO results JSON against a COCO ground-truth JSON; write the files listed in
-    the module docstring to ``out_dir``; return the metrics.json content."""
-    gt_doc = _read_json(gt_json, "COCO ground-truth JSON")
-    _check_gt(gt_doc, os.fspath(gt_json))
-    results = _check_results(_read_json(predictions_json, "COCO results JSON"), gt_doc, os.fspath(predictions_json))
+def score_files(gt_json, predictions_json, out_dir, *, confusion_min_score: float = 0.5) -> ScoreResult:
+    """Score a COCO results JSON against a COCO ground-truth JSON (local paths or URLs); write
+    the files listed in the module docstring to ``out_dir``; return the `ScoreResult`."""
+    gt_path, pred_path = io.check_path(gt_json, "--gt"), io.check_path(predictions_json, "--predictions")
+    gt_doc = io.read_json(gt_path, what="COCO ground-truth JSON file")
+    _check_gt(gt_doc, gt_path)
+    results = _check_results(io.read_json(pred_path, what="COCO results JSON file"), gt_doc, pred_path)
     return score_coco(gt_doc, results, out_dir, confusion_min_score=confusion_min_score)
 
 
-def score_coco(gt_doc: Dict, results: List[Dict], out_dir, *, confusion_min_score: float = 0.5,
-               extra_notes: Optional[List[str]] = None) -> Dict:
-    """Score in-memory COCO ground truth and results (see `score_files`)."""
-    from tfod_seg.evaluation.plots import plot_confusion, plot_pr_curves
-    from tfod_seg.io import atomic_write_json, atomic_write_text
-
-    out_dir = os.fspath(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
-    notes = list(extra_notes or [])
+def plan_scoring(gt_doc: Dict, results: List[Dict], notes: Optional[List[str]] = None) -> ScoringPlan:
+    """Index the ground truth, note unknown categories, decide which IoU types can be scored."""
+    notes = list(notes or [])
     gt = _gt_coco(gt_doc)
-    cat_ids = sorted(gt.getCatIds())
     names = {c["id"]: c["name"] for c in gt_doc["categories"]}
-    unknown = [r for r in results if int(r["category_id"]) not in names]
+    unknown = sorted({int(r["category_id"]) for r in results if int(r["category_id"]) not in names})
     if unknown:
-        notes.append(f"{len(unknown)} prediction(s) have category ids not in the ground truth "
-                     f"({sorted({int(r['category_id']) for r in unknown})[:10]}); they count for nothing")
-    results = _prepare_results(results, gt_doc)
+        count = sum(int(r["category_id"]) not in names for r in results)
+        notes.append(f"{count} prediction(s) have category ids not in the ground truth ({unknown[:10]}); "
+                     "they count for nothing")
+    results = _prepare_results(results)
     gt_has_masks = bool(gt_doc["annotations"]) and all("segmentation" in a for a in gt_doc["annotations"])
     dt_has_masks = all("segmentation" in r for r in results)
-    evals = {}
-    metrics: Dict = {}
-    for iou_type in IOU_TYPES:
-        if iou_type == "segm" and not (gt_has_masks and dt_has_masks):
-            why = "the ground truth has no masks" if not gt_has_masks else "the predictions have no masks"
-            notes.append(f"segm metrics not computed: {why}")
-            metrics["segm"] = {n: -1.0 for n in STAT_NAMES}
-            continue
-        use = results if iou_type == "segm" else [{k: v for k, v in r.items() if k != "segmentation"} for r in results]
-        dt = load_results(gt, use)
-        ev = run_cocoeval(gt, dt, iou_type)
-        evals[iou_type] = ev
-        metrics[iou_type] = stats_by_name(ev)
+    iou_types = ["bbox"]
+    if gt_has_masks and dt_has_masks:
+        iou_types.append("segm")
+    else:
+        why = "the ground truth has no masks" if not gt_has_masks else "the predictions have no masks"
+        notes.append(f"segm metrics not computed: {why}")
+    return ScoringPlan(gt=gt, gt_doc=gt_doc, results=results, cat_ids=sorted(gt.getCatIds()), names=names,
+                       iou_types=iou_types, notes=notes)
 
-    # Per class table, PR curves, thresholds.
-    num_gt = {c: 0 for c in cat_ids}
-    for a in gt_doc["annotations"]:
+
+def _class_counts(plan: ScoringPlan) -> Dict[str, ClassMetrics]:
+    num_gt = {c: 0 for c in plan.cat_ids}
+    for a in plan.gt_doc["annotations"]:
         if not a.get("iscrowd"):
             num_gt[int(a["category_id"])] = num_gt.get(int(a["category_id"]), 0) + 1
-    num_det = {c: 0 for c in cat_ids}
-    for r in results:
+    num_det = {c: 0 for c in plan.cat_ids}
+    for r in plan.results:
         if int(r["category_id"]) in num_det:
             num_det[int(r["category_id"])] += 1
-    per_class: Dict[str, Dict] = {}
-    for c in cat_ids:
-        per_class[names[c]] = {"id": c, "num_gt": num_gt.get(c, 0), "num_det": num_det.get(c, 0)}
-    curves_rows = []
-    plots = []
+    return {plan.names[c]: ClassMetrics(id=c, num_gt=num_gt.get(c, 0), num_det=num_det.get(c, 0)) for c in plan.cat_ids}
+
+
+def _curves(plan: ScoringPlan, evals: Dict, per_class: Dict[str, ClassMetrics]):
+    """PR curves at each IoU of `PR_IOUS` (CSV rows, curves for the plots) and best-F1 points."""
+    rows, curves_by = [], {}
     for iou_type, ev in evals.items():
         ap = per_class_ap(ev)
-        for c in cat_ids:
-            per_class[names[c]][iou_type] = ap.get(c, {"AP": -1.0, "AP50": -1.0, "AP75": -1.0})
+        for c in plan.cat_ids:
+            setattr(per_class[plan.names[c]], iou_type, ap.get(c, dict(_NO_AP)))
         for iou in PR_IOUS:
-            curves = pr_curves(ev, iou)
-            tag = f"iou{int(round(iou * 100))}"
-            path = os.path.join(out_dir, f"pr_{iou_type}_{tag}.png")
-            plot_pr_curves(curves, names, f"{'mask' if iou_type == 'segm' else 'box'} precision-recall, IoU {iou:.2f}", path)
-            plots.append(path)
+            curves = curves_by[(iou_type, iou)] = pr_curves(ev, iou)
             for cid, cv in curves.items():
-                cname = "all" if cid == "all" else names[cid]
+                cname = "all" if cid == "all" else plan.names[cid]
                 for r_, p_, s_ in zip(cv["recall"], cv["precision"], cv["score"]):
-                    curves_rows.append([iou_type, iou, cname, round(float(r_), 4), round(float(p_), 6),
-                                        "" if np.isnan(s_) else round(float(s_), 6)])
+                    rows.append([iou_type, iou, cname, round(float(r_), 4), round(float(p_), 6),
+                                 "" if np.isnan(s_) else round(float(s_), 6)])
             if iou == 0.5:
-                for c in cat_ids:
-                    per_class[names[c]].setdefault("best_f1", {})[iou_type] = best_f1(curves[c]) if c in curves else None
-    for c in cat_ids:
-        per_class[names[c]].setdefault("best_f1", {})
-        for iou_type in IOU_TYPES:
-            per_class[names[c]]["best_f1"].setdefault(iou_type, None)
-            per_class[names[c]].setdefault(iou_type, {"AP": -1.0, "AP50": -1.0, "AP75": -1.0})
+                for c in plan.cat_ids:
+                    per_class[plan.names[c]].best_f1[iou_type] = best_f1(curves[c]) if c in curves else None
+    return rows, curves_by
 
+
+def execute_scoring(plan: ScoringPlan, *, confusion_min_score: float = 0.5) -> _Scored:
+    """COCOeval per IoU type, the per-class table, PR curves and the confusion matrix."""
+    evals, metrics = {}, {t: {n: -1.0 for n in STAT_NAMES} for t in IOU_TYPES}
+    for iou_type in plan.iou_types:
+        use = plan.results if iou_type == "segm" else [
+            {k: v for k, v in r.items() if k != "segmentation"} for r in plan.results]
+        evals[iou_type] = run_cocoeval(plan.gt, load_results(plan.gt, use), iou_type)
+        metrics[iou_type] = stats_by_name(evals[iou_type])
+    per_class = _class_counts(plan)
+    rows, curves = _curves(plan, evals, per_class)
     cm_type = "segm" if "segm" in evals else "bbox"
-    cm = confusion_matrix(gt, results, cat_ids, iou_type=cm_type, min_score=confusion_min_score)
-    cm_labels = [names[c] for c in cat_ids] + ["background"]
-    plot_confusion(cm, cm_labels, f"confusion ({'mask' if cm_type == 'segm' else 'box'} IoU >= 0.5, score >= "
-                   f"{confusion_min_score})", os.path.join(out_dir, "confusion.png"))
+    cm = confusion_matrix(plan.gt, plan.results, plan.cat_ids, iou_type=cm_type, min_score=confusion_min_score)
+    result = ScoreResult(bbox=metrics["bbox"], segm=metrics["segm"], per_class=per_class)
+    return _Scored(result=result, curves_rows=rows, curves=curves, confusion=cm, confusion_type=cm_type)
 
-    result = {"bbox": metrics["bbox"], "segm": metrics["segm"], "per_class": per_class}
-    atomic_write_json(os.path.join(out_dir, "metrics.json"), result)
-    atomic_write_text(os.path.join(out_dir, "pr_curves.csv"),
-                      _csv(["iou_type", "iou", "class", "recall", "precision", "score"], curves_rows))
-    atomic_write_text(os.path.join(out_dir, "per_class.csv"), _csv(
-        ["class", "id", "num_gt", "num_det"] + [f"{t}_{m}" for t in IOU_TYPES for m in ("AP", "AP50", "AP75")],
-        [[n, d["id"], d["num_gt"], d["num_det"]] + [d[t][m] for t in IOU_TYPES for m in ("AP", "AP50", "AP75")]
-         for n, d in per_class.items()]))
-    atomic_write_text(os.path.join(out_dir, "thresholds.csv"), _csv(
+
+def report_scoring(plan: ScoringPlan, scored: _Scored, out_dir: str, confusion_min_score: float) -> None:
+    """Write metrics.json, the CSV tables, the plots and report.md to ``out_dir``."""
+    names, cm_type = plan.names, scored.confusion_type
+    plots = []
+    for (iou_type, iou), curves in scored.curves.items():
+        path = io.join(out_dir, f"pr_{iou_type}_iou{int(round(iou * 100))}.png")
+        plot_pr_curves(curves, names, f"{'mask' if iou_type == 'segm' else 'box'} precision-recall, IoU {iou:.2f}", path)
+        plots.append(path)
+    cm_labels = [names[c] for c in plan.cat_ids] + ["background"]
+    plot_confusion(scored.confusion, cm_labels, f"confusion ({'mask' if cm_type == 'segm' else 'box'} IoU >= 0.5, "
+                   f"score >= {confusion_min_score})", io.join(out_dir, "confusion.png"))
+    result = scored.result.to_json()
+    io.atomic_write_json(io.join(out_dir, "metrics.json"), result)
+    io.atomic_write_text(io.join(out_dir, "pr_curves.csv"),
+                         _csv(["iou_type", "iou", "class", "recall", "precision", "score"], scored.curves_rows))
+    ap_cols = [(t, m) for t in IOU_TYPES for m in ("AP", "AP50", "AP75")]
+    io.atomic_write_text(io.join(out_dir, "per_class.csv"), _csv(
+        ["class", "id", "num_gt", "num_det"] + [f"{t}_{m}" for t, m in ap_cols],
+        [[n, d["id"], d["num_gt"], d["num_det"]] + [d[t][m] for t, m in ap_cols] for n, d in result["per_class"].items()]))
+    io.atomic_write_text(io.join(out_dir, "thresholds.csv"), _csv(
         ["class", "iou_type", "threshold", "f1", "precision", "recall"],
         [[n, t, *(d["best_f1"][t][k] for k in ("threshold", "f1", "precision", "recall"))]
-         for n, d in per_class.items() for t in IOU_TYPES if d["best_f1"].get(t)]))
-    atomic_write_text(os.path.join(out_dir, "confusion.csv"),
-                      _csv(["true \\ predicted"] + cm_labels, [[lab] + cm[i].tolist() for i, lab in enumerate(cm_labels)]))
-    atomic_write_text(os.path.join(out_dir, "report.md"),
-                      _report(result, cm, cm_labels, cm_type, confusion_min_score, plots, out_dir, notes,
-                              len(gt_doc["images"]), len(results)))
-    return result
+         for n, d in result["per_class"].items() for t in IOU_TYPES if d["best_f1"].get(t)]))
+    cm = scored.confusion
+    io.atomic_write_text(io.join(out_dir, "confusion.csv"),
+                         _csv(["true \\ predicted"] + cm_labels, [[lab] + cm[i].tolist() for i, lab in enumerate(cm_labels)]))
+    io.atomic_write_text(io.join(out_dir, "report.md"),
+                         _report(result, cm, cm_labels, cm_type, confusion_min_score, plots, out_dir, plan.notes,
+                                 len(plan.gt_doc["images"]), len(plan.results)))
+
+
+def score_coco(gt_doc: Dict, results: List[Dict], out_dir, *, confusion_min_score: float = 0.5,
+               extra_notes: Optional[List[str]] = None) -> ScoreResult:
+    """Score in-memory COCO ground truth and results (see `score_files`)."""
+    out_dir = io.makedirs(io.check_path(out_dir, "--out folder"), "--out folder")
+    plan = plan_scoring(gt_doc, results, extra_notes)
+    scored = execute_scoring(plan, confusion_min_score=confusion_min_score)
+    report_scoring(plan, scored, out_dir, confusion_min_score)
+    return scored.result
 
 
 def _csv(header, rows) -> str:
-    buf = io.StringIO()
+    buf = _stdio.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
     w.writerows(rows)
@@ -238,7 +307,7 @@ def _report(result, cm, cm_labels, cm_type, cm_score, plots, out_dir, notes, n_i
             _fmt(d[t][m]) for t in ("segm", "bbox") for m in ("AP", "AP50", "AP75")) + f" | {thr} |")
     lines += ["", "## Precision-recall curves", ""]
     for p in plots:
-        lines.append(f"![{os.path.basename(p)}]({os.path.relpath(p, out_dir)})")
+        lines.append(f"![{io.basename(p)}]({io.basename(p)})")
     lines += ["", "Data: `pr_curves.csv`; best-F1 thresholds: `thresholds.csv`.", "",
               f"## Confusion matrix ({'mask' if cm_type == 'segm' else 'box'} IoU >= 0.5, score >= {cm_score})", "",
               "Rows: true class (background = a detection that matched nothing). Columns: predicted class "
@@ -252,50 +321,24 @@ def _report(result, cm, cm_labels, cm_type, cm_score, plots, out_dir, notes, n_i
     return "\n".join(lines)
 
 
-def score_model(export_dir, records, out_dir, *, label_map=None, progress=None, min_score: float = 0.0,
-                confusion_min_score: float = 0.5, batch_size: int = 1, workers: Optional[int] = None) -> Dict:
-    """Run an export over TFRecords and score it. Writes ``gt.json`` (COCO ground truth from
-    the records, reusable with `score_files`), ``results.json`` and the files of
-    `score_files` to ``out_dir``; returns the metrics.json content.
-
-    The images go through the same streaming path as `tfod-seg infer`
-    (`tfod_seg.inference.stream`): decoded from the records by `tf.data`, batched by
-    ``batch_size`` when every image has the same size and the export takes batches, prefetched,
-    masks pasted and RLE-encoded in ``workers`` threads beside the model. The ground truth is
-    read first (`tfod_seg.records.reader.iter_records`), which also gives the sizes that decide
-    batching.
-
-    ``label_map`` (a `LabelMap` or path) names the classes; by default the ``label_map.pbtxt``
-    beside the records, else the records' class texts, else the one beside the export.
-    ``progress.update(1)`` is called per image.
-    """
-    from tfod_seg.evaluation.ground_truth import CocoBuilder, label_map_beside_records
-    from tfod_seg.inference.formats import coco_results
-    from tfod_seg.inference.predict import Predictor, find_label_map
-    from tfod_seg.inference.stream import choose_batch, predict_stream, record_image_dataset
-    from tfod_seg.io import atomic_write_json
-    from tfod_seg.labelmap import LabelMap, read_label_map
-    from tfod_seg.records.reader import expand_patterns, iter_records
-
-    files = expand_patterns(records)
-    predictor = Predictor(export_dir)
+def _model_label_map(label_map, records, model) -> Optional[LabelMap]:
     if label_map is not None and not isinstance(label_map, LabelMap):
-        label_map = read_label_map(label_map, allow_gaps=True)
+        return read_label_map(label_map, allow_gaps=True)
     if label_map is None:
         path = label_map_beside_records(records)
-        if path is None:
-            path = find_label_map(export_dir)
-        label_map = read_label_map(path, allow_gaps=True) if path else None
-    out_dir = os.fspath(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
+        if path is None and isinstance(model, (str, os.PathLike)):
+            path = find_label_map(model)
+        return read_label_map(path, allow_gaps=True) if path else None
+    return label_map
 
-    builder = CocoBuilder()
-    for rec in iter_records(files):
-        builder.add(rec)
-    if not builder.images:
-        raise UserError(f"{records}: the TFRecord files hold no examples")
+
+def _predict_records(predictor, files, builder: CocoBuilder, batch_size: int, min_score: float, progress,
+                     workers: Optional[int], records) -> List[Dict]:
+    """Stream the records' images through ``predictor``; COCO results with image ids 1..N in
+    record order (the ids of ``builder``)."""
+    import tensorflow as tf
+
     sizes = [(im["height"], im["width"]) for im in builder.images]
-    effective_batch = choose_batch(predictor, sizes, batch_size)
 
     def work(index, image, outputs, j):
         h, w = image.shape[:2]
@@ -305,12 +348,11 @@ def score_model(export_dir, records, out_dir, *, label_map=None, progress=None, 
         det = predictor.detections_from_outputs(outputs, j, h, w, min_score=min_score)
         return coco_results(det, index + 1)  # image ids 1..N in record order, as in gt.json
 
-    import tensorflow as tf
-
+    batch = choose_batch(predictor, sizes, batch_size)
     results: List[Dict] = []
     seen = 0
     try:
-        for _, entries in predict_stream(predictor, record_image_dataset(files, effective_batch), work, workers=workers):
+        for _, entries in predict_stream(predictor, record_image_dataset(files, batch), work, workers=workers):
             results.extend(entries)
             seen += 1
             if progress is not None:
@@ -320,8 +362,39 @@ def score_model(export_dir, records, out_dir, *, label_map=None, progress=None, 
         raise UserError(f"{where}: cannot decode the record's image/encoded ({e.message.splitlines()[0]})") from None
     if seen != len(builder.images):
         raise UserError(f"{records}: read {len(builder.images)} examples for the ground truth but {seen} images")
+    log.info("scored %d images (batch %d)", seen, batch)
+    return results
+
+
+def score_model(model, records, out_dir, *, label_map=None, progress=None, min_score: float = 0.0,
+                confusion_min_score: float = 0.5, batch_size: int = 1, workers: Optional[int] = None) -> ScoreResult:
+    """Run a model over TFRecords and score it. Writes ``gt.json`` (COCO ground truth from
+    the records, reusable with `score_files`), ``results.json`` and the files of
+    `score_files` to ``out_dir``; returns the `ScoreResult`.
+
+    ``model`` is an export directory, a ``.tflite`` / ``.onnx`` file from `tfod-seg export
+    --format`, or a loaded predictor (`tfod_seg.inference.load_predictor`). The images go
+    through the same streaming path as `tfod-seg infer` (`tfod_seg.inference.stream`): decoded
+    from the records by `tf.data`, batched by ``batch_size`` when every image has the same size
+    and the model takes batches, prefetched, masks pasted and RLE-encoded in ``workers``
+    threads beside the model. The ground truth is read first
+    (`tfod_seg.records.reader.iter_records`), which also gives the sizes that decide batching.
+
+    ``label_map`` (a `LabelMap` or path) names the classes; by default the ``label_map.pbtxt``
+    beside the records, else the records' class texts, else the one beside the model.
+    ``progress.update(1)`` is called per image.
+    """
+    files = expand_patterns(records)
+    predictor = load_predictor(model)
+    label_map = _model_label_map(label_map, records, model)
+    out_dir = io.makedirs(io.check_path(out_dir, "--out folder"), "--out folder")
+    builder = CocoBuilder()
+    for rec in iter_records(files):
+        builder.add(rec)
+    if not builder.images:
+        raise UserError(f"{records}: the TFRecord files hold no examples")
+    results = _predict_records(predictor, files, builder, batch_size, min_score, progress, workers, records)
     gt_doc = builder.to_dict(label_map)
-    atomic_write_json(os.path.join(out_dir, "gt.json"), gt_doc, indent=None)
-    atomic_write_json(os.path.join(out_dir, "results.json"), results, indent=None)
-    log.info("scored %d images (batch %d)", seen, effective_batch)
+    io.atomic_write_json(io.join(out_dir, "gt.json"), gt_doc, indent=None)
+    io.atomic_write_json(io.join(out_dir, "results.json"), results, indent=None)
     return score_coco(gt_doc, results, out_dir, confusion_min_score=confusion_min_score)

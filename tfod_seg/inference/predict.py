@@ -21,6 +21,8 @@ from typing import List, Optional, Sequence, Union
 
 import numpy as np
 
+from tfod_seg import io
+from tfod_seg.data.images import decode_rgb
 from tfod_seg.errors import UserError
 from tfod_seg.inference.detections import Detections
 from tfod_seg.inference.paste import full_image_masks
@@ -37,48 +39,61 @@ class ModelError(UserError):
 
 
 def resolve_export_dir(export_dir: Union[str, os.PathLike]) -> str:
-    """The SavedModel directory for ``export_dir``: the directory itself when it holds
-    ``saved_model.pb``, else its ``saved_model/`` subdirectory (TFOD2's export layout)."""
-    export_dir = os.fspath(export_dir)
-    if not os.path.isdir(export_dir):
-        raise ModelError(f"{export_dir}: model directory not found (expected a SavedModel export directory)")
-    for cand in (export_dir, os.path.join(export_dir, "saved_model")):
-        if os.path.isfile(os.path.join(cand, "saved_model.pb")):
+    """The SavedModel directory for ``export_dir`` (a local path or URL): the directory itself
+    when it holds ``saved_model.pb``, else its ``saved_model/`` subdirectory (TFOD2's layout)."""
+    export_dir = io.check_path(export_dir, "model directory")
+    if not io.isdir(export_dir):
+        raise ModelError(f"{export_dir}: model directory not found (expected a SavedModel export directory, "
+                         "a .tflite or a .onnx file)")
+    for cand in (export_dir, io.join(export_dir, "saved_model")):
+        if io.isfile(io.join(cand, "saved_model.pb")):
             return cand
     raise ModelError(
-        f"{export_dir}: no saved_model.pb here or in {os.path.join(export_dir, 'saved_model')}; "
+        f"{export_dir}: no saved_model.pb here or in {io.join(export_dir, 'saved_model')}; "
         "expected a SavedModel from `tfod-seg export` or TFOD2's exporter_main_v2"
     )
 
 
-def find_label_map(export_dir: Union[str, os.PathLike]) -> Optional[str]:
-    """The ``label_map.pbtxt`` beside an export (in it, or in its parent for ``.../saved_model``)."""
-    saved = resolve_export_dir(export_dir)
-    for cand in (os.fspath(export_dir), saved, os.path.dirname(os.path.abspath(saved))):
-        path = os.path.join(cand, "label_map.pbtxt")
-        if os.path.isfile(path):
+def find_label_map(model: Union[str, os.PathLike]) -> Optional[str]:
+    """The ``label_map.pbtxt`` beside a model: in an export directory, in the parent of its
+    ``saved_model/``, or beside a ``.tflite`` / ``.onnx`` file."""
+    model = io.check_path(model, "model")
+    if io.isfile(model):
+        cands = [io.dirname(io.abspath(model))]
+    else:
+        saved = resolve_export_dir(model)
+        cands = [model, saved, io.dirname(io.abspath(saved).rstrip("/"))]
+    for cand in cands:
+        path = io.join(cand, "label_map.pbtxt")
+        if io.isfile(path):
             return path
     return None
 
 
+def read_image(path) -> np.ndarray:
+    """Decode an image file (local path or URL) to an upright uint8 ``(H, W, 3)`` RGB array
+    (`tfod_seg.data.images.decode_rgb`, the conversion policy). `UserError` naming the file
+    for a missing, corrupt or over-large (Pillow's decompression-bomb limit) image."""
+    from PIL import Image
+
+    path = io.check_path(path, "image")
+    data = io.read_bytes(path, what="image")
+    try:
+        return decode_rgb(data, source=path)
+    except Image.DecompressionBombError as e:
+        raise UserError(f"{path}: image too large to decode safely ({e})") from None
+
+
 def load_image(image) -> np.ndarray:
-    """An upright uint8 ``(H, W, 3)`` RGB array from a path, an array or a PIL image.
+    """An upright uint8 ``(H, W, 3)`` RGB array from a path (or URL), an array or a PIL image.
 
     Paths are decoded with EXIF orientation applied (the orientation annotation tools show).
     Grey images are repeated to 3 channels, an alpha channel is dropped.
     """
-    from PIL import Image, ImageOps
+    from PIL import Image
 
     if isinstance(image, (str, os.PathLike)):
-        path = os.fspath(image)
-        try:
-            with Image.open(path) as im:
-                im = ImageOps.exif_transpose(im)
-                image = im.convert("RGB")
-        except FileNotFoundError:
-            raise UserError(f"{path}: image not found") from None
-        except OSError as e:
-            raise UserError(f"{path}: cannot decode image ({e})") from None
+        image = read_image(image)
     if isinstance(image, Image.Image):
         image = np.asarray(image.convert("RGB"))
     arr = np.asarray(image)
@@ -97,6 +112,21 @@ def load_image(image) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def load_predictor(model):
+    """A predictor for ``model``: a SavedModel export directory (`Predictor`), a ``.tflite``
+    or ``.onnx`` file (`tfod_seg.inference.edge`), or an already loaded predictor (returned
+    as is). All share `predict`, `predict_raw`, `detections_from_outputs`, `max_batch`."""
+    if not isinstance(model, (str, os.PathLike)):
+        return model
+    path = io.check_path(model, "model")
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in (".tflite", ".onnx"):
+        from tfod_seg.inference.edge import load_edge_predictor
+
+        return load_edge_predictor(path)
+    return Predictor(path)
+
+
 class Predictor:
     """A loaded TFOD2-signature SavedModel.
 
@@ -106,7 +136,7 @@ class Predictor:
     """
 
     def __init__(self, export_dir: Union[str, os.PathLike], *, mask_threshold: float = 0.5):
-        self.export_dir = os.fspath(export_dir)
+        self.export_dir = io.check_path(export_dir, "model directory")
         self.saved_model_dir = resolve_export_dir(export_dir)  # a wrong path fails before TensorFlow loads
         self.mask_threshold = mask_threshold
 

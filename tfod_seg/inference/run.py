@@ -3,11 +3,16 @@ overlays, COCO results, LabelMe JSON and semantic PNGs.
 
 Pipeline (`tfod_seg.inference.stream`, shared with `tfod-seg score`): image headers are read
 up front (upright size, to decide batching and to count unreadable files); `tf.data` decodes
-(`tfod_seg.data.images.load_rgb`: EXIF orientation applied, any mode to 8-bit RGB — the same
+(`tfod_seg.data.images.decode_rgb`: EXIF orientation applied, any mode to 8-bit RGB — the same
 policy as conversion) in parallel, batches when every image has the same size (else one at a
 time), and prefetches; the model runs in the calling thread while a small pool of writer
 threads pastes masks into full-image masks and writes each image's files. Results are
 gathered in input order, so every output is the same whatever the thread timing.
+
+The work is three steps: `plan_inference` (check options, list and measure the images, load
+the model and label map), `execute_inference` (the stream; per-image files) and
+`report_inference` (COCO files and ``summary.json``). Every path may be a URL
+(``gs://``, ``ram://``): files are read and written through `tfod_seg.io`.
 
 Output layout under ``out_dir``::
 
@@ -22,13 +27,24 @@ Output layout under ``out_dir``::
 from __future__ import annotations
 
 import collections
-import glob
+import dataclasses
 import logging
 import os
+import posixpath
 import time
 from typing import Dict, List, Optional, Sequence, Union
 
+import numpy as np
+
+from tfod_seg import io
+from tfod_seg.annotations.labelme import write_labelme
+from tfod_seg.data.images import image_size
+from tfod_seg.data.stream import skip_record
 from tfod_seg.errors import StrictModeError, UserError
+from tfod_seg.inference import formats as fmt
+from tfod_seg.inference.predict import find_label_map, load_predictor
+from tfod_seg.inference.stream import choose_batch, image_dataset, predict_stream
+from tfod_seg.labelmap import LabelMap, read_label_map
 
 log = logging.getLogger(__name__)
 
@@ -36,21 +52,91 @@ FORMATS = ("overlay", "coco", "labelme", "semantic")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
+@dataclasses.dataclass
+class InferenceSummary:
+    """What `run_inference` did; `to_json()` is the content of ``summary.json``."""
+
+    model: str
+    out_dir: str
+    images_found: int
+    images: int
+    detections: int
+    detections_per_class: Dict[str, int]
+    min_score: float
+    formats: List[str]
+    outputs: Dict[str, str]  # format -> folder (coco: its results.json)
+    batch_size: int
+    skipped: List[Dict]  # skip records: file, level, kind, reason
+    num_skipped: int
+    labelme_instances_without_polygon: int
+    seconds: float
+    images_per_sec: Optional[float]
+
+    def to_json(self) -> Dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class InferencePlan:
+    """Everything `execute_inference` needs, decided before the first image is decoded."""
+
+    predictor: object
+    labels: Optional[LabelMap]
+    out_dir: str
+    formats: tuple
+    min_score: float
+    dirs: Dict[str, str]  # format -> output folder
+    files: List[str]  # every image found
+    readable: List[str]  # images whose header could be read (the ones run)
+    sizes: Dict[str, tuple]  # path -> upright (height, width)
+    batch_size: int  # effective batch size
+    image_ids: Dict[str, int]  # path -> COCO image id (1..N in sorted order)
+    stems: List[str]  # output file stem per readable image
+
+
+@dataclasses.dataclass
+class _Tally:
+    """What `execute_inference` aggregates, in input order."""
+
+    coco: List[Dict] = dataclasses.field(default_factory=list)
+    per_class: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    images: int = 0
+    detections: int = 0
+    labelme_empty: int = 0
+    failed: set = dataclasses.field(default_factory=set)  # paths that failed to decode
+
+
+class _Skips:
+    """Skipped images with reasons; with ``strict`` the first skip raises instead."""
+
+    def __init__(self, strict: bool, progress):
+        self.strict, self.progress, self.records = strict, progress, []
+
+    def add(self, path: str, kind: str, reason: str) -> None:
+        if self.strict:
+            raise StrictModeError(f"{reason} (--strict)")
+        self.records.append(skip_record(path, kind, reason))
+        log.warning("skipped %s", reason)
+        if self.progress is not None:
+            self.progress.update(1)
+
+
 def list_images(images: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]) -> List[str]:
     """Image files from a file path, a directory (its image files, not recursive), a glob
-    (``**`` recurses), or a list of those. Sorted, de-duplicated. UserError when none match."""
+    (``**`` recurses for local paths), or a list of those; any of them may be a URL. Sorted,
+    de-duplicated. UserError when none match."""
     specs = [images] if isinstance(images, (str, os.PathLike)) else list(images)
     found: List[str] = []
     for spec in specs:
-        spec = os.fspath(spec)
-        if os.path.isdir(spec):
-            hits = [os.path.join(spec, n) for n in os.listdir(spec) if n.lower().endswith(IMAGE_EXTENSIONS)]
-            hits = [h for h in hits if os.path.isfile(h)]
+        spec = io.check_path(spec, "--images path")
+        if io.isdir(spec):
+            hits = [io.join(spec, n) for n in io.listdir(spec) if n.lower().endswith(IMAGE_EXTENSIONS)]
+            hits = [h for h in hits if io.isfile(h)]
             where = f"directory {spec} has no image files ({', '.join(IMAGE_EXTENSIONS)})"
-        elif os.path.isfile(spec):
+        elif io.isfile(spec):
             hits, where = [spec], ""
-        elif glob.has_magic(spec):
-            hits = [h for h in glob.glob(spec, recursive=True) if os.path.isfile(h)]
+        elif io.has_magic(spec):
+            hits = [h for h in io.glob(spec, recursive=True) if io.isfile(h)]
             where = f"pattern '{spec}' matched no files"
         else:
             raise UserError(f"--images {spec}: no such file or directory")
@@ -60,10 +146,7 @@ def list_images(images: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]
     return sorted(set(found))
 
 
-def _resolve_label_map(label_map, predictor):
-    from tfod_seg.inference.predict import find_label_map
-    from tfod_seg.labelmap import LabelMap, read_label_map
-
+def _resolve_label_map(label_map, predictor) -> Optional[LabelMap]:
     if isinstance(label_map, LabelMap):
         return label_map
     if label_map is not None:
@@ -77,11 +160,11 @@ def _resolve_label_map(label_map, predictor):
 
 
 def _unique_stems(files: Sequence[str]) -> List[str]:
-    counts = collections.Counter(os.path.splitext(os.path.basename(f))[0] for f in files)
+    stem_of = [os.path.splitext(io.basename(f))[0] for f in files]
+    counts = collections.Counter(stem_of)
     seen: Dict[str, int] = collections.defaultdict(int)
     out = []
-    for f in files:
-        stem = os.path.splitext(os.path.basename(f))[0]
+    for stem in stem_of:
         if counts[stem] > 1:  # same name in different folders: keep them apart
             seen[stem] += 1
             stem = f"{stem}_{seen[stem]}"
@@ -89,37 +172,20 @@ def _unique_stems(files: Sequence[str]) -> List[str]:
     return out
 
 
-def run_inference(model, images, out_dir, *, formats: Sequence[str] = FORMATS, min_score: float = 0.5,
-                  label_map=None, batch_size: int = 1, progress=None, strict: bool = False,
-                  workers: Optional[int] = None) -> Dict:
-    """Run every image matched by ``images`` through ``model`` and write ``formats``.
+def relative_path(path: str, start: str) -> str:
+    """``path`` relative to folder ``start`` (both local, or both URLs of one bucket); else
+    ``path`` itself (absolute), so the reference still resolves."""
+    if not io.is_url(path) and not io.is_url(start):
+        return os.path.relpath(os.path.abspath(path), os.path.abspath(start))
+    if io.is_url(path) and io.is_url(start):
+        p_scheme, p_rest = path.split("://", 1)
+        s_scheme, s_rest = start.split("://", 1)
+        if p_scheme == s_scheme and p_rest.split("/", 1)[0] == s_rest.split("/", 1)[0]:
+            return posixpath.relpath("/" + p_rest, "/" + s_rest.rstrip("/"))
+    return path if io.is_url(path) else os.path.abspath(path)
 
-    Args:
-        model: an export directory (or its ``saved_model/``) or a `Predictor`.
-        images: a file, a directory, a glob, or a list of those (see `list_images`).
-        out_dir: output directory (layout in the module docstring).
-        formats: any of ``"overlay", "coco", "labelme", "semantic"``.
-        min_score: detections below this score are dropped before anything is written.
-        label_map: a `LabelMap`, a ``label_map.pbtxt`` path, or None (use the one beside the
-            export; without one, classes are named ``class_<id>``).
-        batch_size: images per model call; used only when every image has the same size and
-            the signature accepts that batch, else 1.
-        progress: object with ``.update(n)`` (e.g. tqdm), advanced once per image.
-        strict: an unreadable image raises `StrictModeError` instead of being skipped.
-        workers: threads pasting masks and writing files beside the model (default
-            `tfod_seg.inference.stream.default_workers`); outputs do not depend on it.
 
-    Returns the summary (also written to ``out_dir/summary.json``): ``images``,
-    ``images_found``, ``detections``, ``detections_per_class``, ``skipped`` (``file``,
-    ``kind``, ``reason``), ``num_skipped``, ``outputs`` (format → path), ``batch_size``,
-    ``seconds``, ``images_per_sec``.
-    """
-    from tfod_seg.data.images import image_size
-    from tfod_seg.data.stream import skip_record
-    from tfod_seg.inference.predict import Predictor
-    from tfod_seg.inference.stream import choose_batch, image_dataset, predict_stream
-    from tfod_seg.io import atomic_write_json
-
+def _check_options(formats: Sequence[str], batch_size: int, min_score: float, workers: Optional[int]) -> tuple:
     formats = tuple(formats)
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
@@ -130,175 +196,182 @@ def run_inference(model, images, out_dir, *, formats: Sequence[str] = FORMATS, m
         raise UserError(f"--min-score {min_score}: expected a value in [0, 1]")
     if workers is not None and workers < 1:
         raise UserError(f"--workers {workers}: expected an integer >= 1")
-    files = list_images(images)
-    predictor = model if isinstance(model, Predictor) else Predictor(model)
-    labels = _resolve_label_map(label_map, predictor)
-    out_dir = os.fspath(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
-    start = time.perf_counter()
+    return formats
 
-    skipped: List[Dict] = []
 
-    def skip(path, kind, reason):
-        if strict:
-            raise StrictModeError(f"{reason} (--strict)")
-        skipped.append(skip_record(path, kind, reason))
-        log.warning("skipped %s", reason)
-        if progress is not None:
-            progress.update(1)
+def header_size(path: str) -> tuple:
+    """Upright ``(height, width)`` of an image file (header only); `UserError` for an
+    unreadable file or one over Pillow's decompression-bomb pixel limit."""
+    from PIL import Image
 
-    # Headers first: upright sizes decide batching; unreadable files are skipped with a reason.
+    data = io.read_bytes(path, what="image file")
+    try:
+        return image_size(data=data, source=path)
+    except Image.DecompressionBombError as e:
+        raise UserError(f"{path}: image too large to decode safely ({e})") from None
+
+
+def _read_headers(files: Sequence[str], skips: _Skips) -> Dict[str, tuple]:
     sizes: Dict[str, tuple] = {}
-    readable = []
     for path in files:
         try:
-            sizes[path] = image_size(path)
-            readable.append(path)
+            sizes[path] = header_size(path)
         except UserError as e:
-            skip(path, "unreadable_image", str(e))
-    effective_batch = choose_batch(predictor, [sizes[p] for p in readable], batch_size)
-    image_ids = {path: i + 1 for i, path in enumerate(readable)}
+            skips.add(path, "unreadable_image", str(e))
+    return sizes
 
-    dirs = {f: os.path.join(out_dir, {"overlay": "overlays"}.get(f, f)) for f in formats}
+
+def plan_inference(model, images, out_dir, *, formats: Sequence[str] = FORMATS, min_score: float = 0.5,
+                   label_map=None, batch_size: int = 1, skips: _Skips, workers: Optional[int] = None) -> InferencePlan:
+    """Check the options, list the images and read their headers (unreadable ones are
+    skipped), load the model and label map, create the output folders."""
+    formats = _check_options(formats, batch_size, min_score, workers)
+    files = list_images(images)
+    out_dir = io.makedirs(io.check_path(out_dir, "--out folder"), "--out folder")
+    predictor = load_predictor(model)
+    labels = _resolve_label_map(label_map, predictor)
+    sizes = _read_headers(files, skips)
+    readable = [p for p in files if p in sizes]
+    dirs = {f: io.join(out_dir, {"overlay": "overlays"}.get(f, f)) for f in formats}
     for d in dirs.values():
-        os.makedirs(d, exist_ok=True)
-    writer = _ImageWriter(predictor, formats, dirs, labels, min_score, readable, _unique_stems(readable), image_ids)
-    coco_entries: List[Dict] = []
-    per_class: Dict[str, int] = collections.Counter()
-    counters = collections.Counter()
+        io.makedirs(d, "output folder")
+    return InferencePlan(
+        predictor=predictor, labels=labels, out_dir=out_dir, formats=formats, min_score=min_score, dirs=dirs,
+        files=files, readable=readable, sizes=sizes,
+        batch_size=choose_batch(predictor, [sizes[p] for p in readable], batch_size),
+        image_ids={path: i + 1 for i, path in enumerate(readable)}, stems=_unique_stems(readable))
+
+
+def execute_inference(plan: InferencePlan, skips: _Skips, *, progress=None, workers: Optional[int] = None) -> _Tally:
+    """Stream the readable images through the model; write each image's files in the writer
+    threads; aggregate detections in input order."""
+    tally = _Tally()
+    if not plan.readable:
+        return tally
+    readable = plan.readable
     decode_errors: Dict[str, str] = {}
+    fallback = plan.sizes[readable[0]] + (3,) if plan.batch_size > 1 else None
+    dataset = image_dataset(readable, plan.batch_size, decode_errors, fallback)
+    writer = ImageWriter(plan)
+    stream = predict_stream(plan.predictor, dataset, writer, workers=workers,
+                            is_bad=lambda i: readable[i] in decode_errors)
+    for index, result in stream:  # input order: the outputs do not depend on thread timing
+        path = readable[index]
+        if result is None or path in decode_errors:
+            tally.failed.add(path)
+            skips.add(path, "unreadable_image", decode_errors[path])
+            continue
+        tally.per_class.update(result["names"])
+        tally.detections += len(result["names"])
+        tally.labelme_empty += result["labelme_empty"]
+        tally.coco.extend(result["coco"])
+        tally.images += 1
+        if progress is not None:
+            progress.update(1)
+    return tally
 
-    if readable:
-        fallback = next(iter(sizes.values())) + (3,) if effective_batch > 1 else None
-        dataset = image_dataset(readable, effective_batch, decode_errors, fallback)
-        stream = predict_stream(predictor, dataset, writer, workers=workers,
-                                is_bad=lambda i: readable[i] in decode_errors)
-        for index, result in stream:  # input order: the outputs do not depend on thread timing
-            path = readable[index]
-            if result is None or path in decode_errors:
-                skip(path, "unreadable_image", decode_errors[path])
-                continue
-            per_class.update(result["names"])
-            counters["detections"] += len(result["names"])
-            counters["labelme_instances_without_polygon"] += result["labelme_empty"]
-            coco_entries.extend(result["coco"])
-            counters["images"] += 1
-            if progress is not None:
-                progress.update(1)
 
-    outputs_written: Dict[str, str] = {}
-    for f in formats:
-        outputs_written[f] = dirs[f]
-    if "coco" in formats:
-        from tfod_seg.inference.formats import category_list
-
-        results_path = os.path.join(dirs["coco"], "results.json")
-        atomic_write_json(results_path, coco_entries, indent=None)
-        seen_ids = {e["category_id"] for e in coco_entries}
+def report_inference(plan: InferencePlan, tally: _Tally, skips: _Skips, seconds: float) -> InferenceSummary:
+    """Write ``coco/results.json`` + ``coco/images.json`` (when asked) and ``summary.json``."""
+    outputs = dict(plan.dirs)
+    if "coco" in plan.formats:
+        coco_dir = plan.dirs["coco"]
+        outputs["coco"] = io.join(coco_dir, "results.json")
+        io.atomic_write_json(outputs["coco"], tally.coco, indent=None)
         images_doc = {
-            "images": [{"id": image_ids[p], "file_name": os.path.relpath(os.path.abspath(p), os.path.abspath(dirs["coco"])),
-                        "height": sizes[p][0], "width": sizes[p][1]}
-                       for p in readable if p not in decode_errors],
-            "categories": category_list(labels, seen_ids),
+            "images": [{"id": plan.image_ids[p], "file_name": relative_path(p, coco_dir),
+                        "height": plan.sizes[p][0], "width": plan.sizes[p][1]}
+                       for p in plan.readable if p not in tally.failed],
+            "categories": fmt.category_list(plan.labels, {e["category_id"] for e in tally.coco}),
             "annotations": [],
         }
-        atomic_write_json(os.path.join(dirs["coco"], "images.json"), images_doc, indent=None)
-        outputs_written["coco"] = results_path
-    seconds = time.perf_counter() - start
-    summary = {
-        "model": predictor.export_dir,
-        "out_dir": out_dir,
-        "images_found": len(files),
-        "images": counters["images"],
-        "detections": counters["detections"],
-        "detections_per_class": dict(sorted(per_class.items())),
-        "min_score": min_score,
-        "formats": list(formats),
-        "outputs": outputs_written,
-        "batch_size": effective_batch,
-        "skipped": skipped,
-        "num_skipped": len(skipped),
-        "labelme_instances_without_polygon": counters["labelme_instances_without_polygon"],
-        "seconds": round(seconds, 3),
-        "images_per_sec": round(counters["images"] / seconds, 3) if seconds > 0 else None,
-    }
-    atomic_write_json(os.path.join(out_dir, "summary.json"), summary)
+        io.atomic_write_json(io.join(coco_dir, "images.json"), images_doc, indent=None)
+    summary = InferenceSummary(
+        model=plan.predictor.export_dir, out_dir=plan.out_dir, images_found=len(plan.files), images=tally.images,
+        detections=tally.detections, detections_per_class=dict(sorted(tally.per_class.items())),
+        min_score=plan.min_score, formats=list(plan.formats), outputs=outputs, batch_size=plan.batch_size,
+        skipped=skips.records, num_skipped=len(skips.records), labelme_instances_without_polygon=tally.labelme_empty,
+        seconds=round(seconds, 3), images_per_sec=round(tally.images / seconds, 3) if seconds > 0 else None)
+    io.atomic_write_json(io.join(plan.out_dir, "summary.json"), summary.to_json())
     return summary
 
 
-class _ImageWriter:
+def run_inference(model, images, out_dir, *, formats: Sequence[str] = FORMATS, min_score: float = 0.5,
+                  label_map=None, batch_size: int = 1, progress=None, strict: bool = False,
+                  workers: Optional[int] = None) -> InferenceSummary:
+    """Run every image matched by ``images`` through ``model`` and write ``formats``.
+
+    Args:
+        model: an export directory (or its ``saved_model/``), a ``.tflite`` or ``.onnx`` file
+            from `tfod-seg export --format`, or a loaded predictor (`load_predictor`).
+        images: a file, a directory, a glob, or a list of those (see `list_images`).
+        out_dir: output directory (layout in the module docstring); may be a URL.
+        formats: any of ``"overlay", "coco", "labelme", "semantic"``.
+        min_score: detections below this score are dropped before anything is written.
+        label_map: a `LabelMap`, a ``label_map.pbtxt`` path, or None (use the one beside the
+            export; without one, classes are named ``class_<id>``).
+        batch_size: images per model call; used only when every image has the same size and
+            the model accepts that batch, else 1.
+        progress: object with ``.update(n)`` (e.g. tqdm), advanced once per image.
+        strict: an unreadable image raises `StrictModeError` instead of being skipped.
+        workers: threads pasting masks and writing files beside the model (default
+            `tfod_seg.inference.stream.default_workers`); outputs do not depend on it.
+
+    Returns the `InferenceSummary` (also written to ``out_dir/summary.json``).
+    """
+    skips = _Skips(strict, progress)
+    start = time.perf_counter()
+    plan = plan_inference(model, images, out_dir, formats=formats, min_score=min_score, label_map=label_map,
+                          batch_size=batch_size, skips=skips, workers=workers)
+    tally = execute_inference(plan, skips, progress=progress, workers=workers)
+    return report_inference(plan, tally, skips, time.perf_counter() - start)
+
+
+class ImageWriter:
     """The per-image work of `run_inference`, run in the writer threads: detections from the
     raw outputs (masks pasted), then every requested file. Touches no shared state; returns
     what the caller aggregates in input order."""
 
-    def __init__(self, predictor, formats, dirs, labels, min_score, paths, stems, image_ids):
-        self.predictor, self.formats, self.dirs, self.labels = predictor, formats, dirs, labels
-        self.min_score, self.paths, self.stems, self.image_ids = min_score, paths, stems, image_ids
+    def __init__(self, plan: InferencePlan):
+        self.plan = plan
 
     def names(self, det) -> List[str]:
-        if self.labels is None:
+        labels = self.plan.labels
+        if labels is None:
             return [f"class_{c}" for c in det.classes.tolist()]
-        items = [self.labels.get(c) for c in det.classes.tolist()]
+        items = [labels.get(c) for c in det.classes.tolist()]
         return [it.name if it else f"class_{c}" for it, c in zip(items, det.classes.tolist())]
 
     def __call__(self, index, image, outputs, j) -> Dict:
-        from tfod_seg.inference import formats as fmt
+        from tfod_seg.visualize.draw import draw_detections, semantic_map
 
-        path, stem = self.paths[index], self.stems[index]
+        plan = self.plan
+        path, stem = plan.readable[index], plan.stems[index]
         h, w = image.shape[:2]
-        det = self.predictor.detections_from_outputs(outputs, j, h, w, min_score=self.min_score)
+        det = plan.predictor.detections_from_outputs(outputs, j, h, w, min_score=plan.min_score)
         names = self.names(det)
         # Each mask's bounding rows/columns, found once: drawing and polygon tracing work on crops.
         bounds = [fmt.mask_bounds(m) for m in det.masks] if det.masks is not None else None
         result = {"names": names, "coco": [], "labelme_empty": 0}
-        if "overlay" in self.formats:
-            from tfod_seg.visualize.draw import draw_detections
-
-            _write_png(os.path.join(self.dirs["overlay"], stem + ".png"),
-                       draw_detections(image, det, self.labels, bounds=bounds), rgb=True)
-        if "coco" in self.formats:
-            result["coco"] = fmt.coco_results(det, self.image_ids[path])
-        if "labelme" in self.formats:
-            from tfod_seg.annotations.labelme import write_labelme
-
+        if "overlay" in plan.formats:
+            fmt.write_png(io.join(plan.dirs["overlay"], stem + ".png"),
+                          draw_detections(image, det, plan.labels, bounds=bounds), rgb=True)
+        if "coco" in plan.formats:
+            result["coco"] = fmt.coco_results(det, plan.image_ids[path])
+        if "labelme" in plan.formats:
             shapes, result["labelme_empty"] = fmt.labelme_shapes(det, names, bounds=bounds)
-            labelme_dir = self.dirs["labelme"]
-            write_labelme(os.path.join(labelme_dir, stem + ".json"),
-                          image_path=os.path.relpath(os.path.abspath(path), os.path.abspath(labelme_dir)),
+            labelme_dir = plan.dirs["labelme"]
+            write_labelme(io.join(labelme_dir, stem + ".json"), image_path=relative_path(path, labelme_dir),
                           height=det.height, width=det.width, shapes=shapes)
-        if "semantic" in self.formats:
-            from tfod_seg.visualize.draw import semantic_map
-
+        if "semantic" in plan.formats:
             masks = det.masks if det.masks is not None else _box_masks(det)  # box-only model: boxes stand in
-            _write_png(os.path.join(self.dirs["semantic"], stem + ".png"),
-                       semantic_map(masks, det.classes, det.scores, (det.height, det.width), bounds=bounds), rgb=False)
+            fmt.write_png(io.join(plan.dirs["semantic"], stem + ".png"),
+                          semantic_map(masks, det.classes, det.scores, (det.height, det.width), bounds=bounds), rgb=False)
         return result
 
 
 def _box_masks(det):
-    import numpy as np
-
     masks = np.zeros((len(det), det.height, det.width), np.uint8)
     for k, (x0, y0, x1, y1) in enumerate(np.rint(det.pixel_boxes()).astype(int)):
         masks[k, max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = 1
     return masks
-
-
-def _write_png(path: str, array, rgb: bool) -> None:
-    import cv2
-
-    from tfod_seg.io import atomic_path
-
-    if rgb:
-        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
-    # Fast zlib level, run-length strategy and one fixed row filter instead of the adaptive
-    # filter search: measured ~5x faster than OpenCV's default PNG settings on 192 px overlays
-    # for ~15% larger files (label maps, made of flat runs, barely grow).
-    ok, buf = cv2.imencode(".png", array, [cv2.IMWRITE_PNG_COMPRESSION, 1,
-                                           cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
-                                           cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB])
-    if not ok:
-        raise RuntimeError(f"PNG encoding failed for {path}")
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(buf)

@@ -18,7 +18,10 @@ import logging
 import os
 from typing import Callable, Dict, Iterator, Optional, Sequence, Tuple
 
+import numpy as np
+
 from tfod_seg.errors import UserError
+from tfod_seg.inference.predict import read_image
 
 log = logging.getLogger(__name__)
 
@@ -43,21 +46,18 @@ def choose_batch(predictor, sizes: Sequence[Tuple[int, int]], batch_size: int) -
 
 def image_dataset(files: Sequence[str], batch_size: int, errors: Dict[str, str], fallback_shape=None):
     """A `tf.data.Dataset` of ``(indices, uint8 image batch)`` decoding image ``files`` in parallel
-    (`tfod_seg.data.images.load_rgb`: EXIF orientation applied, any mode to 8-bit RGB, the same
-    policy as conversion).
+    (`tfod_seg.inference.predict.read_image`: local paths or URLs, EXIF orientation applied, any
+    mode to 8-bit RGB, the same policy as conversion).
 
     An image that fails to decode yields zeros of ``fallback_shape`` (or ``(1, 1, 3)``) and its
     reason is put in ``errors[path]``, so one bad file never stops the stream.
     """
-    import numpy as np
     import tensorflow as tf
-
-    from tfod_seg.data.images import load_rgb
 
     def load(i):
         path = files[int(i)]
         try:
-            return load_rgb(path)
+            return read_image(path)
         except UserError as e:
             errors[path] = str(e)
         except Exception as e:  # noqa: BLE001 - recorded as a skip with its reason

@@ -106,9 +106,9 @@ class _ResultsIndex:
     """COCO results grouped by image, found by image id or file name."""
 
     def __init__(self, path: str):
-        from tfod_seg.evaluation.score import _read_json
+        from tfod_seg.io import read_json
 
-        results = _read_json(path, "COCO results JSON")
+        results = read_json(path, what="COCO results JSON file")
         if isinstance(results, dict) and "annotations" in results:
             results = results["annotations"]
         if not isinstance(results, list):
@@ -155,7 +155,7 @@ def render(out_dir, *, records=None, labelme=None, coco=None, image_dir=None, im
     side by side (ground truth left). Returns ``{"written", "out_dir", "with_gt",
     "with_predictions", "unmatched_predictions"}``."""
     from tfod_seg.inference.predict import Predictor, find_label_map
-    from tfod_seg.inference.run import _write_png
+    from tfod_seg.inference.formats import write_png
     from tfod_seg.labelmap import LabelMap, read_label_map
     from tfod_seg.visualize.draw import draw_detections, draw_instances, side_by_side, titled
 
@@ -211,7 +211,7 @@ def render(out_dir, *, records=None, labelme=None, coco=None, image_dir=None, im
             n += 1
             name = f"{stem}_{n}"
         used.add(name)
-        _write_png(os.path.join(out_dir, name + ".png"), side_by_side(panels), rgb=True)
+        write_png(os.path.join(out_dir, name + ".png"), side_by_side(panels), rgb=True)
         written += 1
         if progress is not None:
             progress.update(1)
