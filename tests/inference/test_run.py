@@ -47,7 +47,7 @@ def test_all_formats(tmp_path, image_dir, fake_boxrel):
 
     predictor = Predictor(fake_boxrel)
     from tfod_seg.annotations.labelme import read_labelme
-    from tfod_seg.records.example import rasterize
+    from tfod_seg.data.masks import rasterize
 
     samples = {s.source_id: s for s in read_labelme(out / "labelme", allow_outside_root=True)}
     assert len(samples) == 4

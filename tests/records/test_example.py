@@ -6,7 +6,8 @@ from pycocotools import mask as mask_util
 
 from tests.data.fixtures import encode, photo
 from tfod_seg.data.types import RLE, Bitmap, Instance, Polygons, Sample
-from tfod_seg.records.example import build_example, encode_mask_png, rasterize
+from tfod_seg.data.masks import encode_mask_png, encode_mask_png_patch, rasterize, tight_patch
+from tfod_seg.records.example import build_example
 
 H, W = 60, 80
 POLY = (10.0, 10.0, 50.0, 12.0, 45.0, 40.0, 12.0, 35.0)
@@ -133,8 +134,6 @@ def test_mask_png_patch_decodes_exactly_for_every_placement():
 
     import tensorflow as tf
     from PIL import Image
-
-    from tfod_seg.records.example import encode_mask_png_patch, tight_patch
 
     rng = np.random.default_rng(0)
     cases = [np.zeros((H, W), np.uint8), np.ones((H, W), np.uint8), DONUT]

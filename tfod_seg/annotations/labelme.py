@@ -31,6 +31,7 @@ import math
 import os
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
+from tfod_seg.data.masks import rasterize
 from tfod_seg.data.stream import SampleStream
 from tfod_seg.data.types import Bitmap, Instance, Polygons, Sample
 from tfod_seg.errors import AnnotationError, UserError
@@ -322,8 +323,6 @@ def _group_to_instance(stream, rel, label, members, height, width) -> Optional[I
 def _union_mask(parts, bitmaps, height, width):
     """Union of polygon parts and placed bitmaps as one full-image mask (mixed groups)."""
     import numpy as np
-
-    from tfod_seg.records.example import rasterize
 
     out = np.zeros((height, width), np.uint8)
     if parts:

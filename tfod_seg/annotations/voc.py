@@ -27,6 +27,7 @@ import glob
 import os
 from typing import List, Optional
 
+from tfod_seg.data.masks import MaskError
 from tfod_seg.data.stream import SampleStream
 from tfod_seg.data.types import Bitmap, Instance, Sample
 from tfod_seg.errors import AnnotationError, UserError
@@ -51,8 +52,6 @@ def _load_index_png(path: str):
 
 def _object_mask(obj_png: str, k: int, class_png: Optional[str], class_index: Optional[int], label: str):
     """The k-th object's mask; raises MaskError when SegmentationClass disagrees with the XML."""
-    from tfod_seg.records.example import MaskError
-
     try:
         idx = _load_index_png(obj_png)
     except (OSError, ValueError) as e:

@@ -72,11 +72,12 @@ def run(args) -> int:
                               ("--val", args.val), ("--model-dir", args.model_dir), ("--out", args.out)) if not v]
     if missing:
         raise ConfigError(f"missing {', '.join(missing)} (or give --check FILE to validate an existing config)")
-    from tfod_seg.config.generate import find_report, generate_config, read_report, _globs
+    from tfod_seg.config.generate import generate_config
+    from tfod_seg.records.metadata import find_report, read_report
 
     mask_type = args.mask_type
     if mask_type is None:
-        rep = read_report(find_report(_globs(args.train)))
+        rep = read_report(find_report(args.train))
         mask_type = (rep or {}).get("mask_type") or "png"
     out = generate_config(
         args.template, label_map=args.label_map, train=args.train, val=args.val, model_dir=args.model_dir,

@@ -13,9 +13,9 @@ values 0/1 (``mask_type="png"``, TFOD2's ``PNG_MASKS``, the default) or, with
 ``mask_type="numerical"`` (TFOD2's ``NUMERICAL_MASKS``), all masks flattened into one float
 list of length N*H*W.
 
-Masks are rasterised here, at write time: polygons and RLE through pycocotools (the same
-calls as Model Garden's ``create_coco_tf_record``, so outputs are comparable pixel for pixel),
-bitmaps placed at their offset, and PNG-encoded with OpenCV. `build_example` (run in worker
+Masks are rasterised here, at write time, by `tfod_seg.data.masks`: polygons and RLE through
+pycocotools (the same calls as Model Garden's ``create_coco_tf_record``, so outputs are
+comparable pixel for pixel), bitmaps placed at their offset, and PNG-encoded with OpenCV. `build_example` (run in worker
 processes) needs no TensorFlow: it returns the features as plain values; `make_example` /
 `serialize_example` turn them into a ``tf.train.Example`` (TensorFlow's ``example_pb2``) with
 ``SerializeToString(deterministic=True)``, in the process that writes the shards.
@@ -28,8 +28,9 @@ import hashlib
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 from tfod_seg.data.images import EncodedImage, check_size, encode_for_record, read_bytes
+from tfod_seg.data.masks import MaskError, encode_mask_png_patch, rasterize_patch
 from tfod_seg.data.stream import skip_record
-from tfod_seg.data.types import RLE, Bitmap, Polygons, Sample
+from tfod_seg.data.types import Sample
 from tfod_seg.errors import AnnotationError
 
 if TYPE_CHECKING:
@@ -75,126 +76,6 @@ def make_example(features: Dict[str, Tuple[str, list]]):
 def serialize_example(features: Dict[str, Tuple[str, list]]) -> bytes:
     """``{key: (kind, values)}`` → serialized ``tf.train.Example`` (deterministic bytes)."""
     return make_example(features).SerializeToString(deterministic=True)
-
-
-# ---------------------------------------------------------------------------------------
-# Masks
-# ---------------------------------------------------------------------------------------
-# Measured on 640x480-1024x768 masks (CPU time per mask): OpenCV's default PNG settings
-# (adaptive row filters, level 1) ~3.4 ms, Pillow's default ~2.3 ms, no row filter + zlib's
-# RLE strategy ~0.75 ms at any level 1-6 with the same output size (1.1 kB). A 0/1 mask has
-# long runs of equal bytes, which is exactly what the RLE strategy matches.
-def _png_params():
-    import cv2
-
-    params = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
-    # The row-filter flag is OpenCV >= 4.12 (the TFOD2 environment pins 4.11); older builds
-    # choose filters themselves, which changes the bytes, not the decoded mask.
-    if hasattr(cv2, "IMWRITE_PNG_FILTER"):
-        params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
-    return params
-
-
-def encode_mask_png(mask: "np.ndarray") -> bytes:
-    """A 2-D 0/1 uint8 mask → single-channel 8-bit PNG (values kept 0/1, not scaled), encoded
-    with OpenCV (no row filter, zlib RLE strategy, level 1)."""
-    import cv2
-    import numpy as np
-
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(mask, dtype=np.uint8), _png_params())
-    if not ok:  # pragma: no cover - OpenCV fails only on unsupported dtypes/shapes
-        raise RuntimeError(f"OpenCV could not PNG-encode a mask of shape {mask.shape}")
-    return buf.tobytes()
-
-
-def encode_mask_png_patch(patch: "np.ndarray", x0: int, y0: int, height: int, width: int) -> bytes:
-    """Full-image (``height`` x ``width``) PNG of a mask that is ``patch`` at ``(x0, y0)`` and
-    zero elsewhere."""
-    import numpy as np
-
-    full = np.zeros((height, width), np.uint8)
-    full[y0:y0 + patch.shape[0], x0:x0 + patch.shape[1]] = patch
-    return encode_mask_png(full)
-
-
-def tight_patch(mask: "np.ndarray"):
-    """Crop a full-image mask to its non-zero rows/columns: ``(patch, x0, y0)``."""
-    import numpy as np
-
-    rows = np.flatnonzero(mask.any(axis=1))
-    if not len(rows):
-        return np.zeros((0, 0), np.uint8), 0, 0
-    cols = np.flatnonzero(mask.any(axis=0))
-    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    return (mask[y0:y1, x0:x1] != 0).astype(np.uint8), x0, y0
-
-
-class MaskError(ValueError):
-    """An instance's mask cannot be rasterised (reported as a skipped instance)."""
-
-    def __init__(self, kind: str, message: str):
-        self.kind = kind
-        super().__init__(message)
-
-
-def rasterize_patch(mask, height: int, width: int):
-    """A mask source (`Polygons`, `RLE`, `Bitmap`) → ``(patch, x0, y0)``: the uint8 0/1 mask
-    cropped to its non-zero pixels, and where the crop sits in the ``height`` x ``width`` image.
-
-    Polygons and RLE go through pycocotools exactly as Model Garden's converter does
-    (``frPyObjects`` + ``merge`` + ``decode`` on the full image), then are cropped, so pixels
-    are identical to its output.
-    """
-    import numpy as np
-    from pycocotools import mask as mask_util
-
-    if isinstance(mask, Polygons):
-        rles = mask_util.frPyObjects([list(p) for p in mask.parts], height, width)
-        rle = mask_util.merge(rles) if len(rles) > 1 else rles[0]
-        full = mask_util.decode(rle)
-    elif isinstance(mask, RLE):
-        size = tuple(int(v) for v in mask.size)
-        if size != (height, width):
-            raise MaskError("rle_size_mismatch",
-                            f"RLE size (h, w)={size} differs from the image size ({height}, {width})")
-        counts = mask.counts
-        if isinstance(counts, (list, tuple)):
-            if sum(counts) != height * width:
-                raise MaskError("rle_size_mismatch",
-                                f"uncompressed RLE counts sum to {sum(counts)}, expected height*width={height * width}")
-            rle = mask_util.frPyObjects({"counts": list(counts), "size": [height, width]}, height, width)
-        else:
-            rle = {"counts": counts.encode("ascii") if isinstance(counts, str) else counts, "size": [height, width]}
-        try:
-            full = mask_util.decode(rle)
-        except Exception as e:  # pycocotools raises bare Exceptions for corrupt counts
-            raise MaskError("bad_rle", f"cannot decode RLE: {e}") from None
-    elif isinstance(mask, Bitmap):
-        arr = mask.load()
-        x0, y0 = int(mask.x0), int(mask.y0)
-        h, w = arr.shape
-        ys, xs = max(0, -y0), max(0, -x0)
-        ye, xe = min(h, height - y0), min(w, width - x0)
-        if ye <= ys or xe <= xs:
-            return np.zeros((0, 0), np.uint8), 0, 0
-        patch, px, py = tight_patch(arr[ys:ye, xs:xe])
-        return patch, x0 + xs + px, y0 + ys + py
-    else:
-        raise MaskError("no_mask", "instance has no mask (box only); Mask R-CNN needs a mask per instance")
-    x, y, w, h = (int(round(v)) for v in mask_util.toBbox(rle))  # tight box of the foreground
-    if w <= 0 or h <= 0:
-        return np.zeros((0, 0), np.uint8), 0, 0
-    return (full[y:y + h, x:x + w] != 0).astype(np.uint8), x, y
-
-
-def rasterize(mask, height: int, width: int) -> "np.ndarray":
-    """A mask source (`Polygons`, `RLE`, `Bitmap`) → full-image uint8 ``(height, width)`` 0/1."""
-    import numpy as np
-
-    patch, x0, y0 = rasterize_patch(mask, height, width)
-    out = np.zeros((height, width), np.uint8)
-    out[y0:y0 + patch.shape[0], x0:x0 + patch.shape[1]] = patch
-    return out
 
 
 # ---------------------------------------------------------------------------------------

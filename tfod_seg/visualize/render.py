@@ -60,7 +60,7 @@ def _from_samples(stream, image_id_of=None) -> Iterator[View]:
     """Views from a `SampleStream` of the one data model (LabelMe, COCO readers); masks are
     rasterised per image as they are drawn. Skips the reader counted are logged at the end."""
     from tfod_seg.data.images import decode_rgb, load_rgb
-    from tfod_seg.records.example import rasterize
+    from tfod_seg.data.masks import rasterize
 
     for sample in stream:
         image = load_rgb(sample.image_path) if sample.image_path else decode_rgb(sample.image_bytes)
