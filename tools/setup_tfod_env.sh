@@ -7,7 +7,7 @@
 #   TFOD_VENV=/opt/venv-tfod tools/setup_tfod_env.sh
 #
 # Pins: tools/constraints-tfod.txt (frozen from a working install, so two installs match).
-# Why this stack (measured, see README section `tfod`):
+# Why this stack (measured, see docs/training.md "The TFOD2 environment"):
 #   - `tf-object-detection-api==0.1` is a late-2022 snapshot of the TFOD2 source with generated
 #     protos; installed with --no-deps because its declared apache-beam/avro-python3 are only
 #     needed by dataset tools, not to train, evaluate or export.
