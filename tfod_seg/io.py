@@ -27,6 +27,7 @@ import fnmatch
 import glob as _glob
 import json
 import os
+import posixpath
 import re
 import shutil
 import tempfile
@@ -199,6 +200,30 @@ def abspath(path) -> str:
     """A URL unchanged; a local path expanded (``~``) and made absolute."""
     p = os.fspath(path)
     return p if is_url(p) else os.path.abspath(os.path.expanduser(p))
+
+
+def relpath(path, start) -> str:
+    """``path`` relative to the folder ``start`` (for URLs: the part after ``start/``, else
+    ``path`` unchanged)."""
+    p, s = os.fspath(path), os.fspath(start)
+    if is_url(p) or is_url(s):
+        prefix = s.rstrip("/") + "/"
+        return p[len(prefix):] if p.startswith(prefix) else p
+    return os.path.relpath(p, s)
+
+
+def is_inside(path, root) -> bool:
+    """True when ``path`` lies inside the folder ``root`` once ``..`` (and, for local paths,
+    symbolic links) are resolved: the check that keeps annotation-given paths in the dataset."""
+    p, r = os.fspath(path), os.fspath(root)
+    if is_url(p) or is_url(r):
+        if scheme(p) != scheme(r) or not (is_url(p) and is_url(r)):
+            return False
+        pp = posixpath.normpath(p.split("://", 1)[1])
+        rr = posixpath.normpath(r.split("://", 1)[1])
+        return pp == rr or pp.startswith(rr.rstrip("/") + "/")
+    p, r = os.path.realpath(p), os.path.realpath(r)
+    return os.path.commonpath([p, r]) == r
 
 
 def resolve(path, base: Optional[str]) -> str:
