@@ -27,6 +27,7 @@ import glob
 import os
 from typing import List, Optional
 
+from tfod_seg.annotations.base import FormatReader, ReaderOptions
 from tfod_seg.data.masks import MaskError
 from tfod_seg.data.stream import SampleStream
 from tfod_seg.data.types import Bitmap, Instance, Sample
@@ -113,6 +114,15 @@ def read_voc(root, *, include_difficult: bool = False, image_set: Optional[str] 
             yield sample
 
     return stream.attach(gen)
+
+
+def _open(input_path: str, options: ReaderOptions) -> SampleStream:
+    return read_voc(input_path, include_difficult=options.include_difficult, image_set=options.image_set,
+                    drop_empty=options.drop_empty)
+
+
+READER = FormatReader("voc", "Pascal VOC root (Annotations/ JPEGImages/ SegmentationObject/ SegmentationClass/)",
+                      _open)
 
 
 class _Skip(AnnotationError):

@@ -19,3 +19,19 @@ def progress_bar(total: Optional[int], desc: str, unit: str = "it", disable: Opt
 
 def add_strict(parser) -> None:
     parser.add_argument("--strict", action="store_true", help="turn every skipped image or instance into a failure")
+
+
+# Pillow's decompression-bomb limit (tfod_seg.data.images.DEFAULT_MAX_PIXELS; not imported here
+# so `--help` stays light; tests check the two agree).
+DEFAULT_MAX_PIXELS = 89_478_485
+
+
+def add_max_pixels(parser) -> None:
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                        help="skip (and count) images with more pixels than this (decompression bombs); 0: no limit")
+
+
+def apply_max_pixels(args) -> None:
+    from tfod_seg.data.images import set_max_pixels
+
+    set_max_pixels(args.max_pixels)

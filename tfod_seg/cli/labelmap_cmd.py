@@ -20,10 +20,12 @@ EPILOG = """examples:
 
 
 def add_arguments(parser) -> None:
+    from tfod_seg.annotations import reader_names
+
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--classes", help="comma-separated class names, in id order")
     src.add_argument("--classes-file", help="text file, one class name per line")
-    src.add_argument("--format", choices=["labelme", "coco", "voc"], help="read class names from annotations INPUT")
+    src.add_argument("--format", choices=reader_names(), help="read class names from annotations INPUT")
     src.add_argument("--check", metavar="LABEL_MAP", help="validate a label_map.pbtxt and print it")
     parser.add_argument("input", nargs="?", metavar="INPUT", help="annotations (with --format)")
     parser.add_argument("--image-dir", help="COCO: image folder (only needed to locate images; not read)")
@@ -34,6 +36,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from tfod_seg.annotations import open_reader
     from tfod_seg.errors import UserError
     from tfod_seg.labelmap import LabelMap, collect_label_names, read_class_list, read_label_map
 
@@ -53,9 +56,7 @@ def run(args) -> int:
     else:
         if not args.input:
             raise UserError("--format needs INPUT (the annotations to read class names from)")
-        from tfod_seg.cli.convert_cmd import open_stream
-
-        stream = open_stream(args.format, args.input, image_dir=args.image_dir)
+        stream = open_reader(args.format, args.input, image_dir=args.image_dir)
         names = collect_label_names(stream)
         for rec in getattr(stream, "skipped", [])[:5]:
             print(f"note: skipped {rec['file']}: {rec['reason']}")

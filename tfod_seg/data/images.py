@@ -37,7 +37,8 @@ import io
 import os
 from typing import TYPE_CHECKING, Optional, Tuple, Union
 
-from tfod_seg.errors import AnnotationError
+from tfod_seg import io as fileio
+from tfod_seg.errors import AnnotationError, UserError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -47,6 +48,33 @@ EXIF_ORIENTATION = 0x0112
 # Orientations 5-8 involve a 90 degree turn: width and height swap.
 _SWAPS_AXES = (5, 6, 7, 8)
 JPEG_QUALITY = 95
+# Images with more pixels are refused (a counted skip), as Pillow refuses decompression bombs;
+# its default limit. `set_max_pixels` (the CLI's --max-pixels) changes it.
+DEFAULT_MAX_PIXELS = 89_478_485
+_max_pixels: Optional[int] = DEFAULT_MAX_PIXELS
+
+
+def set_max_pixels(limit: Optional[int]) -> None:
+    """Refuse images with more than ``limit`` pixels (``None`` or 0: no limit). Also sets
+    Pillow's own decompression-bomb limit to match, so it does not refuse what is allowed."""
+    global _max_pixels
+    from PIL import Image
+
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise UserError(f"--max-pixels must be a non-negative integer, got {limit!r}")
+    _max_pixels = limit or None
+    Image.MAX_IMAGE_PIXELS = _max_pixels
+
+
+def max_pixels() -> Optional[int]:
+    return _max_pixels
+
+
+def check_pixels(width: int, height: int, source: Optional[str]) -> None:
+    """Raise `AnnotationError` when a ``width`` x ``height`` image is over the pixel limit."""
+    if _max_pixels and width * height > _max_pixels:
+        raise AnnotationError(source, f"image is {width}x{height} = {width * height} pixels, over the limit of "
+                                      f"{_max_pixels} (a decompression bomb?); raise it with --max-pixels")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,16 +95,31 @@ class EncodedImage:
 
 
 def _open(data: bytes, source: Optional[str]) -> "PILImage.Image":
+    """Open (headers only) and refuse images over the pixel limit before any decoding."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        return Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below
+            img = Image.open(io.BytesIO(data))
+        check_pixels(img.size[0], img.size[1], source)
+        return img
+    except Image.DecompressionBombError as e:
+        raise AnnotationError(source, f"image is over the pixel limit ({e}); raise it with --max-pixels") from None
     except UnidentifiedImageError:
         raise AnnotationError(source, "not an image file Pillow can read (unknown or corrupt format)") from None
     except (OSError, ValueError, SyntaxError) as e:  # Pillow raises these for corrupt headers
         if "runcated" in str(e):
             raise AnnotationError(source, f"image file is truncated or corrupt ({e})") from None
         raise AnnotationError(source, f"cannot read image header: {e}") from None
+
+
+def open_image(data: bytes, source: Optional[str] = None) -> "PILImage.Image":
+    """A Pillow image from encoded bytes, headers read and the pixel limit checked (pixels are
+    decoded on first use); problems raise `AnnotationError` naming ``source``."""
+    return _open(data, source)
 
 
 def _orientation(img) -> int:
@@ -134,16 +177,27 @@ def upright_size(width: int, height: int, orientation: int) -> Tuple[int, int]:
     return (width, height) if orientation in _SWAPS_AXES else (height, width)
 
 
+class _ReadError(UserError):
+    pass
+
+
 def read_bytes(path: Union[str, os.PathLike], source: Optional[str] = None) -> bytes:
+    """The bytes of an image file (local or URL); problems raise `AnnotationError` naming
+    ``source`` (the annotation) and the image path."""
+    p = os.fspath(path)
     try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        raise AnnotationError(source or path, f"image file not found: {os.fspath(path)}") from None
-    except IsADirectoryError:
-        raise AnnotationError(source or path, f"image path is a directory: {os.fspath(path)}") from None
-    except OSError as e:
-        raise AnnotationError(source or path, f"cannot read image file {os.fspath(path)}: {e.strerror}") from None
+        return fileio.read_bytes(p, _ReadError, "image file")
+    except _ReadError as e:
+        msg = str(e)
+        if msg.startswith(p + ": "):
+            msg = msg[len(p) + 2:]
+        if msg == "image file not found":
+            msg = f"image file not found: {p}"
+        elif msg.startswith("is a directory"):
+            msg = f"image path is a directory: {p}"
+        else:
+            msg = f"{msg}: {p}"
+        raise AnnotationError(source or p, msg) from None
 
 
 def image_size(path: Union[str, os.PathLike, None] = None, data: Optional[bytes] = None,

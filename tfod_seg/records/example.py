@@ -132,7 +132,8 @@ def build_example(sample: Sample, class_ids: Sequence[int], class_names: Sequenc
         if e.path and msg.startswith(e.path + ": "):
             msg = msg[len(e.path) + 2:]
         kind = ("missing_image" if "not found" in msg else
-                "image_size_mismatch" if "size differs" in msg else "bad_image")
+                "image_size_mismatch" if "size differs" in msg else
+                "too_many_pixels" if "--max-pixels" in msg else "bad_image")
         msg += f" [image {sample.image_path or 'embedded in the annotation'}]"
         return EncodedExample(None, [], [skip_record(where, kind, msg, "image", filename=sample.filename)])
     h, w = image.height, image.width
