@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tfod_seg.cli._common import add_strict, progress_bar
+from tfod_seg.cli._common import add_max_pixels, add_strict, apply_max_pixels, progress_bar
 
 NAME = "convert"
 HELP = "annotations (LabelMe, COCO, VOC) → sharded TFRecords + label_map.pbtxt + report.json"
@@ -17,11 +17,16 @@ EPILOG = """examples:
   tfod-seg convert --format coco instances_train.json --image-dir images/ --out records --num-shards 8
   tfod-seg convert --format voc VOCdevkit/VOC2012 --out records --label-map label_map.pbtxt --strict
   tfod-seg convert --format coco ann.json --image-dir img --out rec --mask-type numerical --drop-empty
+  tfod-seg convert --format coco instances.json --out records --runner direct --workers 2
+  tfod-seg convert --format coco gs://b/instances.json --image-dir gs://b/img --out gs://b/records \
+      --runner dataflow --beam-options='--project=P --region=us-central1 --temp_location=gs://b/tmp --setup_file=./setup.py'
 """
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--format", required=True, choices=["labelme", "coco", "voc"], help="annotation format")
+    from tfod_seg.annotations import reader_names
+
+    parser.add_argument("--format", required=True, choices=reader_names(), help="annotation format")
     parser.add_argument("input", metavar="INPUT",
                         help="LabelMe: folder of JSON files; COCO: instances JSON file; VOC: root with "
                              "Annotations/ JPEGImages/ (SegmentationObject/ SegmentationClass/)")
@@ -36,46 +41,53 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the deterministic train/val split")
     parser.add_argument("--mask-type", choices=["png", "numerical"], default="png",
                         help="png: one 0/1 PNG per instance (TFOD2 PNG_MASKS); numerical: float list (NUMERICAL_MASKS)")
-    parser.add_argument("--workers", type=int, default=None, help="encoding processes (default: all cores)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="encoding processes (default: all cores); with --runner direct: DirectRunner workers")
+    parser.add_argument("--runner", choices=["direct", "dataflow", "flink", "spark"], default=None,
+                        help="write with an Apache Beam pipeline on this runner (default: local worker processes); "
+                             "same examples, shard names and report")
+    parser.add_argument("--beam-options", default=None, metavar="'FLAGS'",
+                        help="extra Beam pipeline flags as one quoted string after '=' (e.g. --beam-options='--project=P "
+                             "--region=R --temp_location=gs://b/tmp --setup_file=./setup.py'); unknown flags are an error")
     parser.add_argument("--drop-empty", action="store_true",
                         help="drop images without annotations (default: keep them as negatives); counted in the report")
     parser.add_argument("--include-difficult", action="store_true",
                         help="VOC: keep objects marked difficult (default: skip and count them)")
     parser.add_argument("--allow-outside-root", action="store_true",
-                        help="LabelMe: accept imagePath values that point outside INPUT")
+                        help="LabelMe imagePath / COCO file_name may point outside INPUT / --image-dir")
+    add_max_pixels(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_strict(parser)
 
 
-def open_stream(fmt: str, input_path: str, *, image_dir=None, drop_empty=False, include_difficult=False,
-                allow_outside_root=False):
-    """The reader for ``fmt`` (shared with `tfod-seg labelmap`)."""
-    if fmt == "labelme":
-        from tfod_seg.annotations.labelme import read_labelme
+def open_stream(fmt: str, input_path: str, **options):
+    """The reader registered as ``fmt`` in `tfod_seg.annotations.READERS`, opened on ``input_path``."""
+    from tfod_seg.annotations import open_reader
 
-        return read_labelme(input_path, allow_outside_root=allow_outside_root, drop_empty=drop_empty)
-    if fmt == "coco":
-        from tfod_seg import io
-        from tfod_seg.annotations.coco import read_coco
-
-        return read_coco(input_path, image_dir or io.dirname(io.abspath(input_path)), drop_empty=drop_empty)
-    from tfod_seg.annotations.voc import read_voc
-
-    return read_voc(input_path, include_difficult=include_difficult, drop_empty=drop_empty)
+    return open_reader(fmt, input_path, **options)
 
 
 def run(args) -> int:
     from tfod_seg import io
+    from tfod_seg.errors import UserError
+    from tfod_seg.records import get_writer
     from tfod_seg.records.convert import convert_dataset, format_summary
     from tfod_seg.records.metadata import REPORT_NAME
 
+    if args.beam_options is not None and args.runner is None:
+        raise UserError("--beam-options needs --runner (direct, dataflow, flink or spark)")
+    apply_max_pixels(args)
     stream = open_stream(args.format, args.input, image_dir=args.image_dir, drop_empty=args.drop_empty,
                          include_difficult=args.include_difficult, allow_outside_root=args.allow_outside_root)
+    if args.runner is None:
+        writer = get_writer("local", workers=args.workers)
+    else:
+        writer = get_writer("beam", runner=args.runner, options=args.beam_options, workers=args.workers)
     bar = progress_bar(getattr(stream, "total", None), "convert", unit="img", disable=args.quiet)
     try:
         report = convert_dataset(stream, args.out, label_map=args.label_map, num_shards=args.num_shards,
                                  val_fraction=args.val_fraction, seed=args.seed, mask_type=args.mask_type,
-                                 workers=args.workers, strict=args.strict, progress=bar)
+                                 strict=args.strict, progress=bar, writer=writer)
     finally:
         bar.close()
     print(format_summary(report))
