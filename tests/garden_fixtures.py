@@ -5,7 +5,6 @@ converter, writes a tiny experiment YAML derived from the CPU demo template and 
 `tfod_seg.engines.garden.train.train`. Tests must not train into its ``model_dir``: copy it
 (`copy_model_dir`) before resuming or changing it.
 
-(C1 owns the training block; the export fixture lives in its own block below.)
 """
 
 from __future__ import annotations
@@ -74,7 +73,7 @@ class TinyModel:
     image_size: int
     steps: int
     events: List[Any]  # TrainEvents seen while training
-    result: Dict[str, Any]  # what train() returned
+    result: Any  # the TrainSummary train() returned
 
 
 def write_tiny_config(path: str, train_records: str, val_records: str, num_classes: int,
@@ -125,7 +124,7 @@ def tiny_trained_model(tmp_path_factory) -> TinyModel:
                      events=events, result=result)
 
 
-# ---- export fixture (C2) below this line -------------------------------------------------
+# ---- export fixture ------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,6 +154,6 @@ def tiny_export(tiny_trained_model, tmp_path_factory) -> TinyExport:
     config = dump_experiment(cfg, os.path.join(root, "export.yaml"), name,
                              header=["tiny test model, score threshold 0 (tests/garden_fixtures.py: tiny_export)"])
     out = os.path.join(root, "export")
-    saved_model = export(config, tiny_trained_model.model_dir, out, input_type="image_tensor")
+    saved_model = export(config, tiny_trained_model.model_dir, out, input_type="image_tensor").saved_model
     return TinyExport(output_directory=out, saved_model=saved_model, config=config, input_type="image_tensor",
                       model=tiny_trained_model)

@@ -9,12 +9,14 @@ The full demo is `make demo`; its AP and time are measured numbers, not test ass
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 
 import pytest
 
+from tfod_seg.engines.base import EvalResult, ExportResult
 from tfod_seg.errors import UserError
 
 
@@ -31,16 +33,18 @@ def reuse_tiny_model(monkeypatch, tiny_trained_model, tiny_export):
     def fake_train(config, model_dir, *, num_train_steps=None, on_progress=None, **kw):
         calls["train"] = (config, model_dir, num_train_steps)
         shutil.copytree(tiny_trained_model.model_dir, model_dir)
-        return dict(tiny_trained_model.result, model_dir=model_dir)
+        return dataclasses.replace(tiny_trained_model.result, model_dir=model_dir)
 
     def fake_evaluate(config, checkpoint_dir, *, once=True, eval_timeout=None):
         calls["evaluate"] = (config, checkpoint_dir)
-        return {"box_AP": 0.25, "mask_AP": 0.2, "step": tiny_trained_model.steps, "checkpoint": checkpoint_dir}
+        return EvalResult(metrics={"box_AP": 0.25, "mask_AP": 0.2}, step=tiny_trained_model.steps,
+                          checkpoint=checkpoint_dir)
 
     def fake_export(config, trained_checkpoint_dir, output_directory, *, input_type="image_tensor"):
         calls["export"] = (config, trained_checkpoint_dir, output_directory)
         shutil.copytree(tiny_export.output_directory, output_directory)
-        return os.path.join(output_directory, "saved_model")
+        return ExportResult(engine="garden", output_directory=output_directory,
+                            saved_model=os.path.join(output_directory, "saved_model"), input_type=input_type)
 
     monkeypatch.setattr(train_mod, "train", fake_train)
     monkeypatch.setattr(evaluate_mod, "evaluate", fake_evaluate)

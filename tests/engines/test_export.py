@@ -301,7 +301,8 @@ def test_cli_export_error_is_one_line(tmp_path, capsys):
                "--output_directory", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert rc == 2
-    assert err.startswith("error: ") and "no checkpoint found" in err and str(tmp_path / "model") in err
+    error = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(error) == 1 and "no checkpoint found" in error[0] and str(tmp_path / "model") in error[0]
     assert "Traceback" not in err
 
 
@@ -326,27 +327,29 @@ def test_label_map_found_from_config_header_or_records(tmp_path):
 
 
 def test_cli_export_dispatches_tfod_configs_to_the_tfod_engine(tmp_path, monkeypatch, capsys):
-    import tfod_seg.engines.tfod as tfod
     from tfod_seg.cli import main
+    from tfod_seg.engines.tfod import runner
 
     seen = {}
 
-    def fake_run(mode, flags, *, tfod_python=None, on_progress=None, log_path=None):
+    def fake_run_job(mode, flags, *, tfod_python=None, on_progress=None, log_path=None):
         seen.update(mode=mode, flags=flags, tfod_python=tfod_python)
-        return 0
+        return runner.RunOutcome(mode, "o/export.log", 0.0)
 
-    monkeypatch.setattr(tfod, "run", fake_run)
+    monkeypatch.setattr(runner, "run_job", fake_run_job)
     cfg = tmp_path / "pipeline.config"
     cfg.write_text("model { faster_rcnn { num_classes: 3 } }\n")
-    rc = main(["export", "--pipeline_config_path", str(cfg), "--trained_checkpoint_dir", "m", "--output_directory", "o",
+    out = str(tmp_path / "o")
+    rc = main(["export", "--pipeline_config_path", str(cfg), "--trained_checkpoint_dir", "m", "--output_directory", out,
                "--input_type", "encoded_image_string_tensor", "--config_override", "model {}", "--tfod-python", "/x/py"])
     assert rc == 0
     assert seen == {"mode": "export", "tfod_python": "/x/py", "flags": {
-        "pipeline_config_path": str(cfg), "trained_checkpoint_dir": "m", "output_directory": "o",
+        "pipeline_config_path": str(cfg), "trained_checkpoint_dir": "m", "output_directory": out,
         "input_type": "encoded_image_string_tensor", "config_override": "model {}"}}
+    assert f"SavedModel: {out}/saved_model" in capsys.readouterr().out
 
     yaml_cfg = tmp_path / "pipeline.yaml"
     yaml_cfg.write_text("# tfod-seg experiment: maskrcnn_resnetfpn_coco\n")
     rc = main(["export", "--pipeline_config_path", str(yaml_cfg), "--trained_checkpoint_dir", "m",
                "--output_directory", "o", "--config_override", "model {}"])
-    assert rc == 2 and "--config_override is a TFOD2 flag" in capsys.readouterr().err
+    assert rc == 2 and "--config_override: TFOD2-only flag(s), but the engine is garden" in capsys.readouterr().err

@@ -14,7 +14,7 @@ WORKER = """
 import json, sys
 from tfod_seg.engines.garden.train import train
 r = train(sys.argv[1], sys.argv[2], num_train_steps=int(sys.argv[3]), strategy="multi_worker", num_workers=2)
-print("RESULT " + json.dumps({k: r[k] for k in ("final_step", "strategy", "start_step")}))
+print("RESULT " + json.dumps({k: getattr(r, k) for k in ("final_step", "strategy", "start_step")}))
 """
 
 

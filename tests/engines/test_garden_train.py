@@ -22,8 +22,8 @@ def _ckpt_values(path, prefix):
 def test_tiny_model_trains_loss_falls_and_checkpoint_appears(tiny_trained_model):
     m = tiny_trained_model
     r = m.result
-    assert r["already_done"] is False
-    assert (r["start_step"], r["final_step"], r["total_steps"]) == (0, TINY_STEPS, TINY_STEPS)
+    assert r.already_done is False
+    assert (r.start_step, r.final_step, r.total_steps) == (0, TINY_STEPS, TINY_STEPS)
     losses = [e.loss for e in m.events if e.loss is not None]
     assert len(losses) == TINY_STEPS // 10  # one event per loop of steps_per_loop=10
     assert all(math.isfinite(x) for x in losses)
@@ -32,8 +32,8 @@ def test_tiny_model_trains_loss_falls_and_checkpoint_appears(tiny_trained_model)
     assert steps == sorted(steps) and steps[0] == 0 and steps[-1] == TINY_STEPS
     last = m.events[-1]
     assert last.eta_seconds == 0 and last.steps_per_sec > 0 and "learning_rate" in last.extra
-    assert os.path.basename(r["checkpoint"]) == f"ckpt-{TINY_STEPS}"
-    assert os.path.exists(r["checkpoint"] + ".index")
+    assert os.path.basename(r.checkpoint) == f"ckpt-{TINY_STEPS}"
+    assert os.path.exists(r.checkpoint + ".index")
     # The config actually used: Model Garden's params.yaml plus a copy of the file.
     import yaml
 
@@ -52,13 +52,13 @@ def test_resume_trains_to_the_new_total_and_total_already_reached_is_a_no_op(tin
 
     model_dir = copy_model_dir(tiny_trained_model, str(tmp_path / "model"))
     same = train(tiny_trained_model.config, model_dir, strategy="cpu")
-    assert same["already_done"] is True and same["trained_steps"] == 0 and same["final_step"] == TINY_STEPS
+    assert same.already_done is True and same.trained_steps == 0 and same.final_step == TINY_STEPS
     events = []
     more = train(tiny_trained_model.config, model_dir, num_train_steps=TINY_STEPS + 10, strategy="cpu",
                  on_progress=events.append)
-    assert (more["start_step"], more["final_step"], more["trained_steps"]) == (TINY_STEPS, TINY_STEPS + 10, 10)
+    assert (more.start_step, more.final_step, more.trained_steps) == (TINY_STEPS, TINY_STEPS + 10, 10)
     assert events[0].step == TINY_STEPS
-    assert os.path.basename(more["checkpoint"]) == f"ckpt-{TINY_STEPS + 10}"
+    assert os.path.basename(more.checkpoint) == f"ckpt-{TINY_STEPS + 10}"
 
 
 def test_evaluate_once_returns_coco_box_and_mask_metrics(tiny_trained_model, tmp_path):
@@ -68,10 +68,10 @@ def test_evaluate_once_returns_coco_box_and_mask_metrics(tiny_trained_model, tmp
     metrics = evaluate(tiny_trained_model.config, model_dir, once=True)
     for kind in ("box", "mask"):
         for name in ("AP", "AP50", "AP75", "ARmax100"):
-            value = metrics[f"{kind}_{name}"]
+            value = metrics.metrics[f"{kind}_{name}"]
             assert -1.0 <= value <= 1.0, (kind, name, value)
-    assert metrics["step"] == TINY_STEPS
-    assert metrics["checkpoint"].endswith(f"ckpt-{TINY_STEPS}")
+    assert metrics.step == TINY_STEPS
+    assert metrics.checkpoint.endswith(f"ckpt-{TINY_STEPS}")
     # Ground truth came from the val records: Model Garden wrote annotation.json from them.
     assert os.path.exists(os.path.join(model_dir, "annotation.json"))
     assert os.path.exists(os.path.join(model_dir, "eval_metrics.json"))
@@ -116,8 +116,8 @@ def test_transfer_learning_restores_backbone_and_fpn_with_new_heads(tiny_trained
                                 "trainer.summary_interval": 1,
                             })
     result = train(cfg, str(tmp_path / "new"), strategy="cpu", init_checkpoint=tiny_trained_model.model_dir)
-    source = tiny_trained_model.result["checkpoint"]
-    new = result["checkpoint"]
+    source = tiny_trained_model.result.checkpoint
+    new = result.checkpoint
     for prefix in ("backbone/", "decoder/"):
         old_w, new_w = _ckpt_values(source, prefix), _ckpt_values(new, prefix)
         assert old_w.keys() == new_w.keys()

@@ -1,7 +1,7 @@
 """Render `TrainEvent`s on the console: one tqdm bar with step, loss, steps/s and ETA.
 
-Both engines feed it (Model Garden through `train(on_progress=...)`, TFOD2 through
-`tfod_seg.engines.tfod.run(on_progress=...)`). CLI only; TensorFlow is never imported here.
+Both engines feed it through `Engine.train(options, on_progress=...)`. CLI only; TensorFlow is
+never imported here.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class TrainDisplay:
             print(f"{self.desc}: {describe(event)}", file=self.stream, flush=True)
             return
         if self.bar is None:
-            from tfod_seg.cli._common import progress_bar
+            from tfod_seg.cli._common import progress_bar  # tqdm: imported when a bar is drawn
 
             self.bar = progress_bar(total=event.total_steps, desc=self.desc, unit="step")
             self.bar.n = event.step

@@ -27,6 +27,8 @@ _ORDER = ("AP", "AP50", "AP75", "APs", "APm", "APl", "ARmax1", "ARmax10", "ARmax
 
 
 def add_arguments(parser) -> None:
+    from tfod_seg.cli._engine import add_engine_flag, add_tfod_python
+
     parser.add_argument("--pipeline_config_path", required=True, metavar="CFG",
                         help="Model Garden experiment .yaml or TFOD2 pipeline.config")
     parser.add_argument("--checkpoint_dir", required=True, metavar="DIR", help="directory with the checkpoints")
@@ -34,16 +36,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--eval_timeout", type=float, default=3600, metavar="S",
                         help="without --once: stop when no new checkpoint appears for S seconds")
     parser.add_argument("--metrics_json", default=None, metavar="PATH", help="also write the metrics to this JSON file")
-    parser.add_argument("--engine", choices=("garden", "tfod"), default=None,
-                        help="override the engine chosen from the config's extension")
+    add_engine_flag(parser)
     tfod = parser.add_argument_group("TFOD2-only flags (passed to model_main_tf2)")
     tfod.add_argument("--model_dir", default=None, metavar="DIR",
                       help="where TFOD2 writes eval summaries (default: --checkpoint_dir)")
     tfod.add_argument("--sample_1_of_n_eval_examples", type=int, default=None, metavar="N")
     tfod.add_argument("--use_tpu", action="store_true", default=None)
     tfod.add_argument("--config_override", default=None, metavar="TEXT")
-    tfod.add_argument("--tfod-python", dest="tfod_python", default=None, metavar="PATH",
-                      help="Python interpreter of the TFOD2 environment (default: .venv-tfod, found automatically)")
+    add_tfod_python(tfod)
     tfod.add_argument("--log_file", default=None, metavar="PATH",
                       help="where to save the full TFOD2 log (default: CHECKPOINT_DIR/evaluate.log)")
 
@@ -61,38 +61,25 @@ def format_metrics(metrics: dict) -> str:
 def run(args) -> int:
     import sys
 
-    from tfod_seg.engines import resolve_engine
-    from tfod_seg.errors import UserError
+    from tfod_seg.cli._engine import prepare
+    from tfod_seg.cli._train_display import TrainDisplay
+    from tfod_seg.engines.base import EvaluateOptions
+    from tfod_seg.io import atomic_write_json
 
-    engine = resolve_engine(args.pipeline_config_path, args.engine)
-    if engine == "tfod":
-        from tfod_seg.cli._train_display import TrainDisplay
-        from tfod_seg.cli.train_cmd import _run_tfod
-
-        flags = {
-            "pipeline_config_path": args.pipeline_config_path, "checkpoint_dir": args.checkpoint_dir,
-            "model_dir": args.model_dir or args.checkpoint_dir, "eval_timeout": args.eval_timeout,
-            "once": True if args.once else None,
-            "sample_1_of_n_eval_examples": args.sample_1_of_n_eval_examples,
-            "use_tpu": args.use_tpu, "config_override": args.config_override,
-        }
-        with TrainDisplay("evaluate (tfod)") as display:
-            return _run_tfod(args, "evaluate", flags, display)
-    bad = [f"--{n}" for n in ("model_dir", "sample_1_of_n_eval_examples", "use_tpu", "config_override", "log_file")
-           if getattr(args, n, None) not in (None, False)]
-    if args.tfod_python:
-        bad.append("--tfod-python")
-    if bad:
-        raise UserError(f"{', '.join(bad)}: TFOD2-only flag(s), but the engine is garden (a Model Garden .yaml)")
-    from tfod_seg.engines.garden.evaluate import evaluate
-
-    metrics = evaluate(args.pipeline_config_path, args.checkpoint_dir, once=args.once,
-                       eval_timeout=None if args.once else args.eval_timeout)
-    print(f"checkpoint {metrics['checkpoint']} (step {metrics['step']})")
-    print(format_metrics(metrics))
+    options = EvaluateOptions(
+        config_path=args.pipeline_config_path, checkpoint_dir=args.checkpoint_dir, once=args.once,
+        eval_timeout=args.eval_timeout, model_dir=args.model_dir,
+        sample_1_of_n_eval_examples=args.sample_1_of_n_eval_examples, use_tpu=args.use_tpu,
+        config_override=args.config_override, log_file=args.log_file, tfod_python=args.tfod_python)
+    engine = prepare("evaluate", args, options)
+    with TrainDisplay(f"evaluate ({engine.name})") as display:
+        result = engine.evaluate(options, on_progress=display)
+    if result.checkpoint:
+        step = f" (step {result.step})" if result.step is not None else ""
+        print(f"checkpoint {result.checkpoint}{step}")
+    if result.metrics:
+        print(format_metrics(result.metrics))
     if args.metrics_json:
-        from tfod_seg.io import atomic_write_json
-
-        atomic_write_json(args.metrics_json, metrics)
+        atomic_write_json(args.metrics_json, result.to_json())
         print(f"metrics written to {args.metrics_json}", file=sys.stderr)
     return 0

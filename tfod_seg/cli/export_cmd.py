@@ -35,6 +35,8 @@ INPUT_TYPES = ("image_tensor", "encoded_image_string_tensor", "tf_example")
 
 
 def add_arguments(parser) -> None:
+    from tfod_seg.cli._engine import add_engine_flag, add_tfod_python
+
     parser.add_argument("--pipeline_config_path", required=True, metavar="CFG",
                         help="the config the model was trained with (.yaml Model Garden, .config TFOD2)")
     parser.add_argument("--trained_checkpoint_dir", required=True, metavar="DIR",
@@ -44,40 +46,25 @@ def add_arguments(parser) -> None:
     parser.add_argument("--input_type", default="image_tensor", choices=INPUT_TYPES,
                         help="image_tensor: uint8 [1,H,W,3]; encoded_image_string_tensor: JPEG/PNG bytes [1]; "
                              "tf_example: serialized tf.Example [1]")
-    parser.add_argument("--engine", choices=("garden", "tfod"), default=None,
-                        help="override the engine chosen from the config's extension")
+    add_engine_flag(parser)
     parser.add_argument("--config_override", default=None, metavar="TEXT",
                         help="tfod engine only: pipeline_pb2 text merged into the config (TFOD2's flag)")
-    parser.add_argument("--tfod-python", dest="tfod_python", default=None, metavar="PATH",
-                        help="tfod engine only: the Python of the TFOD2 environment (default: .venv-tfod)")
+    add_tfod_python(parser)
+
+
+def options_from_args(args):
+    from tfod_seg.engines.base import ExportOptions
+
+    return ExportOptions(config_path=args.pipeline_config_path, trained_checkpoint_dir=args.trained_checkpoint_dir,
+                         output_directory=args.output_directory, input_type=args.input_type,
+                         config_override=args.config_override, tfod_python=args.tfod_python)
 
 
 def run(args) -> int:
-    from tfod_seg.engines import resolve_engine
-    from tfod_seg.errors import ConfigError, EngineError
+    from tfod_seg.cli._engine import prepare
 
-    engine = resolve_engine(args.pipeline_config_path, args.engine)
-    if engine == "garden":
-        if args.config_override:
-            raise ConfigError("--config_override is a TFOD2 flag (tfod engine); edit the YAML or use "
-                              "`tfod-seg config --set key=value` for Model Garden configs")
-        from tfod_seg.engines.garden.export import export
-
-        saved_model = export(args.pipeline_config_path, args.trained_checkpoint_dir, args.output_directory,
-                             input_type=args.input_type)
-        print(f"SavedModel: {saved_model} (signature serving_default, input input_tensor, {args.input_type})")
-        return 0
-    try:
-        from tfod_seg.engines import tfod
-    except ImportError as e:
-        raise EngineError(f"the tfod engine is not available in this install ({e}); use a .yaml config "
-                          "(Model Garden) or install the TFOD2 environment with `make tfod-env`") from e
-    flags = {
-        "pipeline_config_path": args.pipeline_config_path,
-        "trained_checkpoint_dir": args.trained_checkpoint_dir,
-        "output_directory": args.output_directory,
-        "input_type": args.input_type,
-    }
-    if args.config_override:
-        flags["config_override"] = args.config_override
-    return int(tfod.run("export", flags, tfod_python=args.tfod_python) or 0)
+    options = options_from_args(args)
+    engine = prepare("export", args, options)
+    result = engine.export(options)
+    print(f"SavedModel: {result.saved_model} (signature serving_default, input input_tensor, {result.input_type})")
+    return 0

@@ -36,6 +36,8 @@ STRATEGIES = ("auto", "cpu", "gpu", "mirrored", "multi_worker", "tpu")
 
 
 def add_arguments(parser) -> None:
+    from tfod_seg.cli._engine import add_engine_flag, add_tfod_python
+
     parser.add_argument("--pipeline_config_path", required=True, metavar="CFG",
                         help="Model Garden experiment .yaml or TFOD2 pipeline.config")
     parser.add_argument("--model_dir", required=True, metavar="DIR", help="checkpoints, summaries, saved config")
@@ -55,90 +57,66 @@ def add_arguments(parser) -> None:
                         help="transfer learning (garden): initialise backbone + FPN from this checkpoint "
                              "(prefix or directory, e.g. another run's model_dir); heads start new. "
                              "Used only when --model_dir has no checkpoint yet")
-    parser.add_argument("--engine", choices=("garden", "tfod"), default=None,
-                        help="override the engine chosen from the config's extension")
+    add_engine_flag(parser)
     tfod = parser.add_argument_group("TFOD2-only flags (passed to model_main_tf2)")
     tfod.add_argument("--sample_1_of_n_eval_examples", type=int, default=None, metavar="N")
     tfod.add_argument("--use_tpu", action="store_true", default=None)
     tfod.add_argument("--config_override", default=None, metavar="TEXT",
                       help="pipeline_pb2.TrainEvalPipelineConfig text merged into the config")
-    tfod.add_argument("--tfod-python", dest="tfod_python", default=None, metavar="PATH",
-                      help="Python interpreter of the TFOD2 environment (default: .venv-tfod, found automatically)")
+    add_tfod_python(tfod)
     parser.add_argument("--log_file", default=None, metavar="PATH",
                         help="tfod engine: where to save the full TFOD2 log (default: MODEL_DIR/train.log)")
 
 
-def _reject_tfod_only(args) -> None:
-    from tfod_seg.errors import UserError
+def options_from_args(args):
+    from tfod_seg.engines.base import TrainOptions
 
-    bad = [f"--{n}" for n in ("sample_1_of_n_eval_examples", "use_tpu", "config_override", "log_file")
-           if getattr(args, n, None) not in (None, False)]
-    if args.tfod_python:
-        bad.append("--tfod-python")
-    if bad:
-        raise UserError(f"{', '.join(bad)}: TFOD2-only flag(s), but the engine is garden (a Model Garden .yaml); "
-                        f"use --strategy tpu --tpu_name for TPUs and `tfod-seg config --set` to change the config")
+    return TrainOptions(
+        config_path=args.pipeline_config_path, model_dir=args.model_dir, num_train_steps=args.num_train_steps,
+        checkpoint_every_n=args.checkpoint_every_n, strategy=args.strategy, tpu_name=args.tpu_name,
+        num_workers=args.num_workers, mixed_precision=args.mixed_precision, init_checkpoint=args.checkpoint,
+        sample_1_of_n_eval_examples=args.sample_1_of_n_eval_examples, use_tpu=args.use_tpu,
+        config_override=args.config_override, log_file=args.log_file, tfod_python=args.tfod_python)
 
 
-def _run_tfod(args, mode: str, flags: dict, display) -> int:
-    import os
+def print_summary(summary, stream=None) -> None:
+    """The closing lines of `tfod-seg train` for a `TrainSummary`."""
+    import sys
 
-    from tfod_seg.errors import UserError
+    from tfod_seg.cli._train_display import format_eta
 
-    try:
-        from tfod_seg.engines import tfod
-    except ImportError as e:
-        raise UserError(f"the tfod engine is not available in this install ({e})") from None
-    log_path = args.log_file or os.path.join(flags.get("model_dir") or flags.get("checkpoint_dir"), f"{mode}.log")
-    return int(tfod.run(mode, {k: v for k, v in flags.items() if v is not None}, tfod_python=args.tfod_python,
-                        on_progress=display, log_path=log_path) or 0)
+    stream = stream or sys.stderr
+    if summary.already_done:
+        print(f"{summary.model_dir} is already at step {summary.final_step}, which reaches "
+              f"num_train_steps={summary.total_steps} (a total, not 'more steps'): nothing to train. "
+              f"Give a larger --num_train_steps to continue.", file=stream)
+        return
+    rate = summary.trained_steps / summary.train_seconds if summary.train_seconds else 0.0
+    steps = (f"steps {summary.start_step} -> {summary.final_step}" if summary.start_step is not None
+             else f"to step {summary.final_step}")
+    line = (f"trained {steps} of {summary.total_steps} in {format_eta(summary.train_seconds)} "
+            f"({rate:.2f} steps/s overall")
+    if summary.steps_per_sec:
+        line += f", {summary.steps_per_sec:.2f} in the last loop"
+    line += ")"
+    if summary.final_loss is not None:
+        line += f"; final loss {summary.final_loss:.4g}"
+    print(line, file=stream)
+    if summary.checkpoint:
+        print(f"checkpoint: {summary.checkpoint}", file=stream)
+    if summary.params_yaml:
+        print(f"config used: {summary.params_yaml}", file=stream)
+    if summary.log_path:
+        print(f"full log: {summary.log_path}", file=stream)
 
 
 def run(args) -> int:
-    import sys
+    from tfod_seg.cli._engine import prepare
+    from tfod_seg.cli._train_display import TrainDisplay
 
-    from tfod_seg.cli._train_display import TrainDisplay, format_eta
-    from tfod_seg.engines import resolve_engine
-    from tfod_seg.errors import UserError
-
-    engine = resolve_engine(args.pipeline_config_path, args.engine)
-    if engine == "tfod":
-        if args.mixed_precision or args.checkpoint or args.strategy not in ("auto", "tpu", "multi_worker"):
-            raise UserError("--mixed_precision, --checkpoint and --strategy cpu|gpu|mirrored are Model Garden flags; "
-                            "with a TFOD2 pipeline.config set fine_tune_checkpoint in the config "
-                            "(`tfod-seg config --checkpoint`)")
-        flags = {
-            "pipeline_config_path": args.pipeline_config_path, "model_dir": args.model_dir,
-            "num_train_steps": args.num_train_steps, "checkpoint_every_n": args.checkpoint_every_n,
-            "sample_1_of_n_eval_examples": args.sample_1_of_n_eval_examples,
-            "use_tpu": True if (args.use_tpu or args.strategy == "tpu") else None,
-            "tpu_name": args.tpu_name, "num_workers": args.num_workers if args.num_workers != 1 else None,
-            "config_override": args.config_override,
-        }
-        with TrainDisplay("train (tfod)") as display:
-            return _run_tfod(args, "train", flags, display)
-    _reject_tfod_only(args)
-    from tfod_seg.engines.garden.train import train
-
-    with TrainDisplay("train") as display:
-        result = train(args.pipeline_config_path, args.model_dir, num_train_steps=args.num_train_steps,
-                       checkpoint_every_n=args.checkpoint_every_n, strategy=args.strategy,
-                       tpu_name=args.tpu_name, num_workers=args.num_workers,
-                       mixed_precision=args.mixed_precision, init_checkpoint=args.checkpoint,
-                       on_progress=display)
-    if result["already_done"]:
-        print(f"{args.model_dir} is already at step {result['final_step']}, which reaches "
-              f"num_train_steps={result['total_steps']} (a total, not 'more steps'): nothing to train. "
-              f"Give a larger --num_train_steps to continue.", file=sys.stderr)
-        return 0
-    rate = result["trained_steps"] / result["train_seconds"] if result["train_seconds"] else 0.0
-    line = (f"trained steps {result['start_step']} -> {result['final_step']} of {result['total_steps']} "
-            f"in {format_eta(result['train_seconds'])} ({rate:.2f} steps/s overall")
-    if result["steps_per_sec"]:
-        line += f", {result['steps_per_sec']:.2f} in the last loop"
-    line += ")"
-    if result["final_loss"] is not None:
-        line += f"; final loss {result['final_loss']:.4g}"
-    print(line, file=sys.stderr)
-    print(f"checkpoint: {result['checkpoint']}\nconfig used: {result['params_yaml']}", file=sys.stderr)
+    options = options_from_args(args)
+    engine = prepare("train", args, options)
+    with TrainDisplay("train" if engine.name == "garden" else f"train ({engine.name})") as display:
+        summary = engine.train(options, on_progress=display)
+    print_summary(summary)
     return 0

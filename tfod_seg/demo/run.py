@@ -185,7 +185,7 @@ def run_demo(out_dir, *, num_images: int = NUM_IMAGES, image_size: int = IMAGE_S
     with clock.stage("evaluate"), _stdout_to(log):
         checkpoint_eval = evaluate(config, p["model"], once=True)
     with clock.stage("export"), _stdout_to(log):
-        saved_model = export(config, p["model"], p["exported"])
+        saved_model = export(config, p["model"], p["exported"]).saved_model
     with clock.stage("infer"):
         val_records = sorted(glob.glob(val_glob))
         held_out = _val_image_files(p["dataset"], val_records)[:MAX_OVERLAY_IMAGES]
@@ -196,13 +196,13 @@ def run_demo(out_dir, *, num_images: int = NUM_IMAGES, image_size: int = IMAGE_S
     with clock.stage("report"):
         metrics = _headline(score)
         metrics.update({
-            "checkpoint_eval": {k: v for k, v in checkpoint_eval.items() if isinstance(v, (int, float, str))},
+            "checkpoint_eval": {k: v for k, v in checkpoint_eval.to_json().items() if isinstance(v, (int, float, str))},
             "num_train_images": int(splits["train"]["images"]),
             "num_val_images": int(splits["val"]["images"]),
             "num_val_instances": int(splits["val"].get("instances", 0)),
             "image_size": image_size,
-            "train_steps": trained.get("final_step", trained.get("total_steps")),
-            "final_loss": trained.get("final_loss"),
+            "train_steps": trained.final_step if trained.final_step is not None else trained.total_steps,
+            "final_loss": trained.final_loss,
             "seed": seed,
             "paths": {"config": config, "saved_model": saved_model, "predictions": p["predictions"],
                       "score": p["score"], "report": os.path.join(out_dir, "report.md")},

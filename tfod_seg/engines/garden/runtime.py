@@ -14,6 +14,8 @@ import logging
 import os
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from tfod_seg import io
+from tfod_seg.config.garden import load_experiment
 from tfod_seg.errors import ConfigError, EngineError
 
 logger = logging.getLogger(__name__)
@@ -23,10 +25,8 @@ STRATEGIES = ("auto", "cpu", "gpu", "mirrored", "multi_worker", "tpu")
 
 def load_params(config_path, overrides: Optional[Mapping[str, Any]] = None) -> Tuple[str, Any]:
     """``(experiment_name, ExperimentConfig)`` from a tfod-seg experiment YAML (+ overrides)."""
-    from tfod_seg.config.garden import load_experiment
-
-    path = os.fspath(config_path)
-    if not os.path.isfile(path):
+    path = io.check_path(config_path, "--pipeline_config_path")
+    if not io.isfile(path):
         raise ConfigError(f"{path}: --pipeline_config_path does not exist (expected a Model Garden experiment .yaml)")
     return load_experiment(path, overrides)
 
@@ -169,10 +169,10 @@ def prepare_validation(params, logging_dir: str) -> None:
     h = hashlib.sha1()
     for f in files:
         st = tf.io.gfile.stat(f)
-        h.update(f"{os.path.abspath(f)}|{st.length}|{st.mtime_nsec}\n".encode())
+        h.update(f"{io.abspath(f)}|{st.length}|{st.mtime_nsec}\n".encode())
     h.update(f"n={vd.num_examples}".encode())
     fingerprint = h.hexdigest()
-    ann = os.path.join(logging_dir, "annotation.json")
+    ann = io.join(logging_dir, "annotation.json")
     side = ann + ".source"
     old = None
     if tf.io.gfile.exists(side):
@@ -220,7 +220,7 @@ def resolve_checkpoint(path: str, what: str = "--checkpoint") -> str:
     """A checkpoint prefix from a directory (its latest checkpoint) or a prefix; EngineError if none."""
     import tensorflow as tf
 
-    path = os.fspath(path)
+    path = io.check_path(path, what)
     if tf.io.gfile.isdir(path):
         latest = tf.train.latest_checkpoint(path)
         if not latest:

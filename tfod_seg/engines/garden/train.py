@@ -28,13 +28,15 @@ TFOD2 users expect:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
-import os
-import shutil
 import time
-from typing import Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
+from tfod_seg import io
+from tfod_seg.engines.base import TrainSummary
+from tfod_seg.engines.garden import runtime
 from tfod_seg.engines.progress import TrainEvent
 from tfod_seg.errors import ConfigError, EngineError
 
@@ -107,15 +109,13 @@ class _StopOnNonFiniteLoss:
 
 
 def _copy_source_config(config_path: str, model_dir: str) -> str:
-    base = os.path.basename(config_path)
+    base = io.basename(config_path)
     if base == "params.yaml":
         base = "source_params.yaml"
-    dest = os.path.join(model_dir, base)
-    if os.path.abspath(dest) != os.path.abspath(config_path):
-        from tfod_seg.io import atomic_path
-
-        with atomic_path(dest) as tmp:
-            shutil.copyfile(config_path, tmp)
+    dest = io.join(model_dir, base)
+    if io.abspath(dest) != io.abspath(config_path):
+        with io.atomic_path(dest) as tmp:
+            io.copy(config_path, tmp)
     return dest
 
 
@@ -130,27 +130,27 @@ def _warn_schedule(params, total: int) -> None:
                        kind, decay, total, total - decay, kind)
 
 
-def train(config_path, model_dir, *, num_train_steps: Optional[int] = None,
-          checkpoint_every_n: Optional[int] = None, strategy: str = "auto", tpu_name: Optional[str] = None,
-          num_workers: int = 1, mixed_precision: bool = False, init_checkpoint: Optional[str] = None,
-          on_progress: Optional[Callable[[TrainEvent], None]] = None) -> Dict:
-    """Train the experiment ``config_path`` into ``model_dir`` up to ``num_train_steps`` total steps.
+@dataclasses.dataclass
+class _Plan:
+    """What a training run will do, decided before the model is built."""
 
-    ``num_train_steps`` and ``checkpoint_every_n`` override ``trainer.train_steps`` and
-    ``trainer.checkpoint_interval``. Returns a summary dict: ``model_dir``, ``experiment``,
-    ``strategy``, ``start_step``, ``final_step``, ``total_steps``, ``already_done`` (True when
-    the latest checkpoint had already reached ``total_steps``), ``trained_steps``,
-    ``final_loss``, ``steps_per_sec`` (of the last loop), ``train_seconds``, ``checkpoint``
-    (latest), ``params_yaml``, ``config_copy``.
+    config_path: str
+    model_dir: str
+    experiment: str
+    params: Any
+    total: int
+    strategy_obj: Any
+    strategy_name: str
+    latest: Optional[str]
+    latest_step: int
 
-    Raises `EngineError` for a NaN/inf loss (last good checkpoint kept), a bad strategy or
-    checkpoint, and `ConfigError` for a bad config.
-    """
-    from tfod_seg.engines.garden import runtime
+    def summary(self, **fields) -> TrainSummary:
+        return TrainSummary(engine="garden", model_dir=self.model_dir, experiment=self.experiment,
+                            strategy=self.strategy_name, total_steps=self.total,
+                            params_yaml=io.join(self.model_dir, "params.yaml"), **fields)
 
-    t_start = time.perf_counter()
-    config_path = os.fspath(config_path)
-    model_dir = os.fspath(model_dir)
+
+def _step_overrides(num_train_steps: Optional[int], checkpoint_every_n: Optional[int]) -> Dict[str, object]:
     overrides: Dict[str, object] = {}
     if num_train_steps is not None:
         if int(num_train_steps) <= 0:
@@ -160,80 +160,91 @@ def train(config_path, model_dir, *, num_train_steps: Optional[int] = None,
         if int(checkpoint_every_n) <= 0:
             raise ConfigError(f"--checkpoint_every_n must be positive, got {checkpoint_every_n}")
         overrides["trainer.checkpoint_interval"] = int(checkpoint_every_n)
-    experiment, params = runtime.load_params(config_path, overrides or None)
+    return overrides
+
+
+def _plan(config_path: str, model_dir: str, *, num_train_steps, checkpoint_every_n, strategy, tpu_name,
+          num_workers, mixed_precision) -> _Plan:
+    """Load the config with the flags' overrides, create the strategy, find the checkpoint to resume."""
+    experiment, params = runtime.load_params(config_path, _step_overrides(num_train_steps, checkpoint_every_n)
+                                             or None)
     total = int(params.trainer.train_steps)
     if total <= 0:
         raise ConfigError(f"{config_path}: trainer.train_steps is {total}; give --num_train_steps or set it")
     # The strategy first: a multi-worker strategy must be created before other TensorFlow work.
     strategy_obj, strategy_name = runtime.make_strategy(
         params, strategy, tpu_name=tpu_name, num_workers=num_workers, mixed_precision=mixed_precision)
-
-    import tensorflow as tf
-    from official.core import task_factory, train_lib, train_utils
-
-    tf.io.gfile.makedirs(model_dir)
+    io.makedirs(model_dir, "--model_dir")
     latest, latest_step = runtime.latest_checkpoint(model_dir)
-    base_result = {"model_dir": model_dir, "experiment": experiment, "strategy": strategy_name,
-                   "total_steps": total, "params_yaml": os.path.join(model_dir, "params.yaml")}
-    if latest and latest_step >= total:
-        logger.info("%s is at step %d, which already reaches num_train_steps=%d (the total): nothing to train",
-                    latest, latest_step, total)
-        return {**base_result, "start_step": latest_step, "final_step": latest_step, "already_done": True,
-                "trained_steps": 0, "final_loss": None, "steps_per_sec": None,
-                "train_seconds": time.perf_counter() - t_start, "checkpoint": latest, "config_copy": None}
-    if init_checkpoint:
-        if latest:
-            logger.warning("init_checkpoint %s ignored: %s already has checkpoint %s, resuming from it",
-                           init_checkpoint, model_dir, latest)
-        else:
-            init = runtime.resolve_checkpoint(init_checkpoint, "--checkpoint")
-            params.override({"task": {"init_checkpoint": init,
-                                      "init_checkpoint_modules": ["backbone", "decoder"]}}, is_strict=True)
-            logger.info("transfer learning: backbone + decoder from %s, heads new", init)
-    _warn_schedule(params, total)
-    params.validate()
-    params.lock()
+    return _Plan(config_path, model_dir, experiment, params, total, strategy_obj, strategy_name, latest,
+                 latest_step)
 
-    chief = runtime.is_chief(strategy_obj)
-    config_copy = None
-    if chief:
-        train_utils.serialize_config(params, model_dir)  # model_dir/params.yaml
-        config_copy = _copy_source_config(config_path, model_dir)
-        from tfod_seg.io import atomic_write_json
 
-        atomic_write_json(os.path.join(model_dir, "train_run.json"), {
-            "engine": "garden", "experiment": experiment, "config": os.path.abspath(config_path),
-            "num_train_steps": total, "checkpoint_every_n": params.trainer.checkpoint_interval,
-            "strategy": strategy_name, "num_workers": strategy_obj.num_replicas_in_sync if strategy_name ==
-            "multi_worker" else 1, "mixed_precision": params.runtime.mixed_precision_dtype,
-            "init_checkpoint": params.task.init_checkpoint or None, "resumed_from": latest,
-        })
+def _apply_init_checkpoint(plan: _Plan, init_checkpoint: Optional[str]) -> None:
+    if not init_checkpoint:
+        return
+    if plan.latest:
+        logger.warning("init_checkpoint %s ignored: %s already has checkpoint %s, resuming from it",
+                       init_checkpoint, plan.model_dir, plan.latest)
+        return
+    init = runtime.resolve_checkpoint(init_checkpoint, "--checkpoint")
+    plan.params.override({"task": {"init_checkpoint": init, "init_checkpoint_modules": ["backbone", "decoder"]}},
+                         is_strict=True)
+    logger.info("transfer learning: backbone + decoder from %s, heads new", init)
+
+
+def _record_run(plan: _Plan) -> Optional[str]:
+    """params.yaml, a copy of the config file and train_run.json in model_dir (chief only)."""
+    from official.core import train_utils
+
+    if not runtime.is_chief(plan.strategy_obj):
+        return None
+    params = plan.params
+    train_utils.serialize_config(params, plan.model_dir)  # model_dir/params.yaml
+    config_copy = _copy_source_config(plan.config_path, plan.model_dir)
+    io.atomic_write_json(io.join(plan.model_dir, "train_run.json"), {
+        "engine": "garden", "experiment": plan.experiment, "config": io.abspath(plan.config_path),
+        "num_train_steps": plan.total, "checkpoint_every_n": params.trainer.checkpoint_interval,
+        "strategy": plan.strategy_name,
+        "num_workers": plan.strategy_obj.num_replicas_in_sync if plan.strategy_name == "multi_worker" else 1,
+        "mixed_precision": params.runtime.mixed_precision_dtype,
+        "init_checkpoint": params.task.init_checkpoint or None, "resumed_from": plan.latest,
+    })
+    return config_copy
+
+
+def _build(plan: _Plan, on_progress) -> Tuple[Any, _ProgressAction]:
+    """Model Garden's task and Orbit runner, with the progress and NaN-check train actions."""
+    from official.core import task_factory, train_lib
 
     quiet = runtime.StdoutToLog(logging.getLogger("official.orbit"))  # Orbit prints every loop
-    with strategy_obj.scope(), contextlib.redirect_stdout(quiet):
-        task = task_factory.get_task(params.task, logging_dir=model_dir)
-    progress = _ProgressAction(total, on_progress)
+    with plan.strategy_obj.scope(), contextlib.redirect_stdout(quiet):
+        task = task_factory.get_task(plan.params.task, logging_dir=plan.model_dir)
+    progress = _ProgressAction(plan.total, on_progress)
     actions = [progress]
     nan_check = None
-    if params.trainer.recovery_max_trials <= 0:
+    if plan.params.trainer.recovery_max_trials <= 0:
         nan_check = _StopOnNonFiniteLoss(progress)
         actions.append(nan_check)
     with contextlib.redirect_stdout(quiet):
         runner = train_lib.OrbitExperimentRunner(
-            distribution_strategy=strategy_obj, task=task, mode="train", params=params, model_dir=model_dir,
-            train_actions=actions)
+            distribution_strategy=plan.strategy_obj, task=task, mode="train", params=plan.params,
+            model_dir=plan.model_dir, train_actions=actions)
     progress.start(runner.trainer.global_step)
     if nan_check is not None:
         nan_check.previous_step = progress.last_step
-    start_step = progress.last_step
-    logger.info("training %s from step %d to %d in %s", experiment, start_step, total, model_dir)
-    t_train = time.perf_counter()
+    return runner, progress
+
+
+def _execute(plan: _Plan, runner, progress: _ProgressAction) -> int:
+    """Train to ``plan.total``; a NaN/inf loss or Model Garden's recovery giving up → `EngineError`."""
+    quiet = runtime.StdoutToLog(logging.getLogger("official.orbit"))
     try:
-        with contextlib.redirect_stdout(quiet):
-            runner.run()
+        with plan.strategy_obj.scope(), contextlib.redirect_stdout(quiet):
+            runner.controller.train(steps=plan.total)
     except _NonFiniteLoss as e:
         first, last, loss = e.args[0]
-        good, good_step = runtime.latest_checkpoint(model_dir)
+        good, good_step = runtime.latest_checkpoint(plan.model_dir)
         kept = f"last good checkpoint {good} (step {good_step}) kept" if good else "no checkpoint had been saved yet"
         raise EngineError(
             f"training loss became {loss} between steps {first} and {last}: stopped; {kept}. "
@@ -242,13 +253,47 @@ def train(config_path, model_dir, *, num_train_steps: Optional[int] = None,
         ) from None
     except RuntimeError as e:
         if "loss value" in str(e):  # Model Garden's RecoveryCondition gave up
-            good, good_step = runtime.latest_checkpoint(model_dir)
+            good, good_step = runtime.latest_checkpoint(plan.model_dir)
             raise EngineError(f"training stopped by Model Garden's loss check: {e}; last checkpoint {good} "
                               f"(step {good_step})") from None
         raise
-    final_step = int(runner.trainer.global_step.numpy())
-    ckpt, _ = runtime.latest_checkpoint(model_dir) if chief else (None, 0)
-    return {**base_result, "start_step": start_step, "final_step": final_step, "already_done": False,
-            "trained_steps": final_step - start_step, "final_loss": progress.last_loss,
-            "steps_per_sec": progress.last_rate, "train_seconds": time.perf_counter() - t_train,
-            "checkpoint": ckpt, "config_copy": config_copy}
+    return int(runner.trainer.global_step.numpy())
+
+
+def train(config_path, model_dir, *, num_train_steps: Optional[int] = None,
+          checkpoint_every_n: Optional[int] = None, strategy: str = "auto", tpu_name: Optional[str] = None,
+          num_workers: int = 1, mixed_precision: bool = False, init_checkpoint: Optional[str] = None,
+          on_progress: Optional[Callable[[TrainEvent], None]] = None) -> TrainSummary:
+    """Train the experiment ``config_path`` into ``model_dir`` up to ``num_train_steps`` total steps.
+
+    ``num_train_steps`` and ``checkpoint_every_n`` override ``trainer.train_steps`` and
+    ``trainer.checkpoint_interval``. Returns a `TrainSummary` (``already_done`` is True when
+    the latest checkpoint had already reached ``total_steps``; ``steps_per_sec`` is the rate of
+    the last loop). Both paths may be URLs (``gs://``).
+
+    Raises `EngineError` for a NaN/inf loss (last good checkpoint kept), a bad strategy or
+    checkpoint, and `ConfigError` for a bad config.
+    """
+    t_start = time.perf_counter()
+    config_path, model_dir = io.check_path(config_path, "config"), io.check_path(model_dir, "--model_dir")
+    plan = _plan(config_path, model_dir, num_train_steps=num_train_steps, checkpoint_every_n=checkpoint_every_n,
+                 strategy=strategy, tpu_name=tpu_name, num_workers=num_workers, mixed_precision=mixed_precision)
+    if plan.latest and plan.latest_step >= plan.total:
+        logger.info("%s is at step %d, which already reaches num_train_steps=%d (the total): nothing to train",
+                    plan.latest, plan.latest_step, plan.total)
+        return plan.summary(start_step=plan.latest_step, final_step=plan.latest_step, already_done=True,
+                            train_seconds=time.perf_counter() - t_start, checkpoint=plan.latest)
+    _apply_init_checkpoint(plan, init_checkpoint)
+    _warn_schedule(plan.params, plan.total)
+    plan.params.validate()
+    plan.params.lock()
+    config_copy = _record_run(plan)
+    runner, progress = _build(plan, on_progress)
+    start_step = progress.last_step
+    logger.info("training %s from step %d to %d in %s", plan.experiment, start_step, plan.total, model_dir)
+    t_train = time.perf_counter()
+    final_step = _execute(plan, runner, progress)
+    ckpt = runtime.latest_checkpoint(model_dir)[0] if runtime.is_chief(plan.strategy_obj) else None
+    return plan.summary(start_step=start_step, final_step=final_step, trained_steps=final_step - start_step,
+                        final_loss=progress.last_loss, steps_per_sec=progress.last_rate,
+                        train_seconds=time.perf_counter() - t_train, checkpoint=ckpt, config_copy=config_copy)

@@ -13,15 +13,24 @@ launcher: ``once`` (evaluate the latest checkpoint and exit), ``steps_per_iterat
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import os
 import signal
 import subprocess
 import sys
+import time
 from typing import Callable, Dict, List, Optional
 
+from tfod_seg import io
+from tfod_seg.config.generate import input_reader_paths
+from tfod_seg.engines.progress import TrainEvent
+from tfod_seg.engines.tfod import traps
+from tfod_seg.engines.tfod.interpreter import find_tfod_python
+from tfod_seg.engines.tfod.launcher import READY_MARKER
+from tfod_seg.engines.tfod.logparse import TrainLogParser, failure_cause, parse_eval_metrics
 from tfod_seg.errors import EngineError, UserError
+from tfod_seg.pbtxt import PbtxtDocument
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +91,7 @@ def build_command(python: str, mode: str, flags: Dict[str, object]) -> List[str]
 def _default_log_path(mode: str, flags: dict) -> str:
     base = {"train": "model_dir", "evaluate": "model_dir", "export": "output_directory"}[mode]
     d = flags.get(base) or flags.get("checkpoint_dir") or "."
-    return os.path.join(os.fspath(d), LOG_NAMES[mode])
+    return io.join(os.fspath(d), LOG_NAMES[mode])
 
 
 def _log_every(total_steps: Optional[int]) -> int:
@@ -92,22 +101,35 @@ def _log_every(total_steps: Optional[int]) -> int:
     return max(1, min(100, total_steps // 100))
 
 
-def run(mode: str, flags: dict, *, tfod_python: Optional[str] = None,
-        on_progress: Optional[Callable] = None, log_path: Optional[str] = None) -> int:
-    """Run TFOD2 ``mode`` ("train", "evaluate", "export") with TFOD2-named ``flags``; return 0.
+@dataclasses.dataclass
+class RunPlan:
+    """A validated TFOD2 job: the command line, where its log goes, the step it trains to."""
 
-    Checks the known traps first (`tfod_seg.engines.tfod.traps`), finds the TFOD2 interpreter
-    (`tfod_seg.engines.tfod.interpreter.find_tfod_python`), streams the child's log to
-    ``log_path`` (default ``MODEL_DIR/train.log``, ``MODEL_DIR/evaluate.log``,
-    ``OUTPUT_DIRECTORY/export.log``) and, for train, calls ``on_progress(TrainEvent)`` per
-    logged step. Evaluate writes the COCO metrics it parsed to ``metrics.json`` beside the log;
-    export copies the config's label map into the export. A failure raises `EngineError` with
-    the cause in a line or two and the log's path.
-    """
-    from tfod_seg.engines.tfod import traps
-    from tfod_seg.engines.tfod.interpreter import find_tfod_python
-    from tfod_seg.engines.tfod.logparse import TrainLogParser, failure_cause, parse_eval_metrics
+    mode: str
+    flags: Dict[str, object]
+    python: str
+    cmd: List[str]
+    log_path: str
+    total_steps: Optional[int]
 
+
+@dataclasses.dataclass
+class RunOutcome:
+    """What a finished TFOD2 job left: its log, the last training event, parsed eval metrics."""
+
+    mode: str
+    log_path: str
+    seconds: float
+    events: List[TrainEvent] = dataclasses.field(default_factory=list)
+    metrics: Dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def to_json(self) -> Dict:
+        return {"mode": self.mode, "log_path": self.log_path, "seconds": self.seconds,
+                "events": [dataclasses.asdict(e) for e in self.events], "metrics": dict(self.metrics)}
+
+
+def plan(mode: str, flags: dict, *, tfod_python: Optional[str] = None, log_path: Optional[str] = None) -> RunPlan:
+    """Validate ``flags``, run the traps (`traps.check_before`), find the interpreter."""
     flags = {k: v for k, v in dict(flags).items() if v is not None}
     if mode == "evaluate":
         flags.setdefault("model_dir", flags.get("checkpoint_dir"))
@@ -124,79 +146,108 @@ def run(mode: str, flags: dict, *, tfod_python: Optional[str] = None,
     total_steps = checked["total_steps"]
     if mode == "train" and "log_every" not in flags:
         flags["log_every"] = _log_every(total_steps)
-
     python = find_tfod_python(tfod_python)
-    cmd = build_command(python, mode, flags)
     log_path = os.fspath(log_path) if log_path else _default_log_path(mode, flags)
-    os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
-    logger.info("running TFOD2 %s with %s; full log: %s", mode, python, log_path)
+    return RunPlan(mode, flags, python, build_command(python, mode, flags), log_path, total_steps)
 
-    parser = TrainLogParser(total_steps or 0, on_progress) if mode == "train" else None
+
+def _stream(proc, log, tail: List[str], parser: Optional[TrainLogParser]) -> int:
+    """Copy the child's output to ``log`` (and the parser), keep the last lines; its exit code."""
+    try:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            log.write(line)
+            tail.append(line.rstrip("\n"))
+            if len(tail) > 2000:
+                del tail[:1000]
+            if parser is not None:
+                parser.feed(line)
+        return proc.wait()
+    except BaseException:  # KeyboardInterrupt: do not leave TFOD2 training in the background
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise
+
+
+def execute(run_plan: RunPlan, on_progress: Optional[Callable] = None):
+    """Spawn the launcher, stream its log to ``run_plan.log_path``; ``(exit code, last lines, events)``."""
+    logger.info("running TFOD2 %s with %s; full log: %s", run_plan.mode, run_plan.python, run_plan.log_path)
+    parser = TrainLogParser(run_plan.total_steps or 0, on_progress) if run_plan.mode == "train" else None
     tail: List[str] = []
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     env["PYTHONUNBUFFERED"] = "1"
-    with open(log_path, "w", encoding="utf-8") as log:
-        log.write("$ " + " ".join(cmd) + "\n")
+    io.makedirs(io.dirname(io.abspath(run_plan.log_path)), "log folder")
+    with io.open_file(run_plan.log_path, "w") as log:  # written live: users follow it with tail -f
+        log.write("$ " + " ".join(run_plan.cmd) + "\n")
         log.flush()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+        proc = subprocess.Popen(run_plan.cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                                 text=True, encoding="utf-8", errors="replace", bufsize=1)
         try:
-            for line in proc.stdout:  # type: ignore[union-attr]
-                log.write(line)
-                tail.append(line.rstrip("\n"))
-                if len(tail) > 2000:
-                    del tail[:1000]
-                if parser is not None:
-                    parser.feed(line)
-            code = proc.wait()
-        except BaseException:  # KeyboardInterrupt: do not leave TFOD2 training in the background
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            raise
+            code = _stream(proc, log, tail, parser)
         finally:
             log.flush()
     if parser is not None:
         parser.close()
+    return code, tail, (parser.events if parser is not None else [])
 
+
+def report(run_plan: RunPlan, code: int, tail: List[str], events: List[TrainEvent], seconds: float) -> RunOutcome:
+    """Turn a failed exit into `EngineError` (cause + log path); save eval metrics; copy the label map."""
     if code != 0:
         if code < 0:
             cause = f"killed by signal {-code}" + (" (out of memory?)" if -code == signal.SIGKILL else "")
         else:
             cause = failure_cause(tail) or f"exited with status {code}"
-        from tfod_seg.engines.tfod.launcher import READY_MARKER
-
         if not any(READY_MARKER in line for line in tail):
-            cause += f"\n  (the TFOD2 interpreter {python} failed before TFOD2 started; rebuild it with `make tfod-env`)"
-        raise EngineError(f"TFOD2 {mode} failed: {cause}\n  full log: {log_path}")
+            cause += (f"\n  (the TFOD2 interpreter {run_plan.python} failed before TFOD2 started; rebuild it with "
+                      "`make tfod-env`)")
+        raise EngineError(f"TFOD2 {run_plan.mode} failed: {cause}\n  full log: {run_plan.log_path}")
+    outcome = RunOutcome(run_plan.mode, run_plan.log_path, seconds, events=list(events))
+    if run_plan.mode == "evaluate":
+        outcome.metrics = parse_eval_metrics(tail)
+        if outcome.metrics:
+            io.atomic_write_json(io.join(io.dirname(io.abspath(run_plan.log_path)), "metrics.json"), outcome.metrics)
+    if run_plan.mode == "export":
+        _copy_label_map(run_plan.flags)
+    return outcome
 
-    if mode == "evaluate":
-        metrics = parse_eval_metrics(tail)
-        if metrics:
-            from tfod_seg.io import atomic_write_json
 
-            atomic_write_json(os.path.join(os.path.dirname(os.path.abspath(log_path)), "metrics.json"), metrics)
-    if mode == "export":
-        _copy_label_map(flags)
+def run_job(mode: str, flags: dict, *, tfod_python: Optional[str] = None, on_progress: Optional[Callable] = None,
+            log_path: Optional[str] = None) -> RunOutcome:
+    """`run`, returning the `RunOutcome` (what `TfodEngine` builds its results from)."""
+    job = plan(mode, flags, tfod_python=tfod_python, log_path=log_path)
+    t0 = time.perf_counter()
+    code, tail, events = execute(job, on_progress)
+    return report(job, code, tail, events, time.perf_counter() - t0)
+
+
+def run(mode: str, flags: dict, *, tfod_python: Optional[str] = None,
+        on_progress: Optional[Callable] = None, log_path: Optional[str] = None) -> int:
+    """Run TFOD2 ``mode`` ("train", "evaluate", "export") with TFOD2-named ``flags``; return 0.
+
+    Checks the known traps first (`tfod_seg.engines.tfod.traps`), finds the TFOD2 interpreter
+    (`tfod_seg.engines.tfod.interpreter.find_tfod_python`), streams the child's log to
+    ``log_path`` (default ``MODEL_DIR/train.log``, ``MODEL_DIR/evaluate.log``,
+    ``OUTPUT_DIRECTORY/export.log``) and, for train, calls ``on_progress(TrainEvent)`` per
+    logged step. Evaluate writes the COCO metrics it parsed to ``metrics.json`` beside the log;
+    export copies the config's label map into the export. A failure raises `EngineError` with
+    the cause in a line or two and the log's path.
+    """
+    run_job(mode, flags, tfod_python=tfod_python, on_progress=on_progress, log_path=log_path)
     return 0
 
 
 def _copy_label_map(flags: dict) -> None:
     """Put the config's label map beside the export, where inference looks for it."""
-    from tfod_seg.pbtxt import PbtxtDocument
-    from tfod_seg.config.generate import input_reader_paths
-    from tfod_seg.io import atomic_write_bytes
-
     doc = PbtxtDocument.load(flags["pipeline_config_path"])
-    out = os.path.join(os.fspath(flags["output_directory"]), "label_map.pbtxt")
+    out = io.join(os.fspath(flags["output_directory"]), "label_map.pbtxt")
     for reader in reversed(input_reader_paths(doc)):  # eval readers first
         path = doc.get(f"{reader}.label_map_path", None)
-        if path and os.path.isfile(str(path)):
-            with open(str(path), "rb") as f:
-                atomic_write_bytes(out, f.read())
+        if path and io.isfile(str(path)):
+            io.atomic_write_bytes(out, io.read_bytes(str(path)))
             return
     logger.warning("no label map found through the config's label_map_path; %s not written", out)

@@ -23,15 +23,16 @@ readers are parameters so tests and callers can pass their own.
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import re
 from typing import Callable, List, Optional, Sequence
 
-from tfod_seg.errors import ConfigError, EngineError
-from tfod_seg.records.metadata import find_report, read_report
+from tfod_seg import io
 from tfod_seg.config.generate import input_reader_paths
+from tfod_seg.errors import ConfigError, EngineError
+from tfod_seg.pbtxt import PbtxtDocument
+from tfod_seg.records.metadata import find_report, read_report
 
 logger = logging.getLogger(__name__)
 
@@ -51,19 +52,18 @@ def latest_checkpoint(directory: str | os.PathLike) -> Optional[str]:
     ``.index`` file exists.
     """
     directory = os.fspath(directory)
-    state = os.path.join(directory, "checkpoint")
-    if os.path.isfile(state):
-        with open(state, encoding="utf-8", errors="replace") as f:
-            m = _CKPT_LINE_RE.search(f.read())
+    state = io.join(directory, "checkpoint")
+    if io.isfile(state):
+        m = _CKPT_LINE_RE.search(io.read_bytes(state, EngineError, "checkpoint state file").decode("utf-8", "replace"))
         if m:
-            prefix = m.group(1)
-            if not os.path.isabs(prefix):
-                prefix = os.path.join(directory, prefix)
-            if os.path.isfile(prefix + ".index"):
+            prefix = io.resolve(m.group(1), directory)
+            if io.isfile(prefix + ".index"):
                 return prefix
     numbered = []
-    for index in glob.glob(os.path.join(glob.escape(directory), "*-*.index")):
-        stem = index[: -len(".index")]
+    for name in (io.listdir(directory) if io.isdir(directory) else []):
+        if not (name.endswith(".index") and "-" in name):
+            continue
+        stem = io.join(directory, name[: -len(".index")])
         tail = stem.rsplit("-", 1)[1]
         if tail.isdigit():
             numbered.append((int(tail), stem))
@@ -106,7 +106,7 @@ def _read(reader: Optional[Callable], default: Callable, prefix: str):
 def check_export_checkpoint(trained_checkpoint_dir: str, *, read_step: Optional[StepReader] = None) -> str:
     """Return the checkpoint export will use, or raise if there is none worth exporting."""
     d = os.fspath(trained_checkpoint_dir)
-    if not os.path.isdir(d):
+    if not io.isdir(d):
         raise EngineError(f"--trained_checkpoint_dir {d}: no such directory (expected the training "
                           "--model_dir holding 'checkpoint' and ckpt-N files)")
     prefix = latest_checkpoint(d)
@@ -116,7 +116,7 @@ def check_export_checkpoint(trained_checkpoint_dir: str, *, read_step: Optional[
     step = _read(read_step, checkpoint_step, prefix)
     if step == 0:
         raise EngineError(
-            f"--trained_checkpoint_dir {d}: the latest checkpoint {os.path.basename(prefix)} is from step 0: "
+            f"--trained_checkpoint_dir {d}: the latest checkpoint {io.basename(prefix)} is from step 0: "
             "TFOD2 saves it before the first training step, when the model's variables do not exist yet, "
             "and exporting it fails with 'Found N Python objects that were not bound to checkpointed "
             "values'. Train until a checkpoint after step 0 is written (at least --checkpoint_every_n "
@@ -127,7 +127,7 @@ def check_export_checkpoint(trained_checkpoint_dir: str, *, read_step: Optional[
 def check_eval_checkpoint(checkpoint_dir: str, *, once: bool, eval_timeout: Optional[int]) -> List[str]:
     """Raise when evaluation would only wait; return notes about waiting otherwise."""
     d = os.fspath(checkpoint_dir)
-    has_ckpt = os.path.isdir(d) and latest_checkpoint(d) is not None
+    has_ckpt = io.isdir(d) and latest_checkpoint(d) is not None
     wait = 3600 if eval_timeout is None else int(eval_timeout)
     if once and not has_ckpt:
         raise EngineError(f"--checkpoint_dir {d}: no checkpoint to evaluate (no 'checkpoint' file or "
@@ -155,12 +155,12 @@ def check_train_steps(doc, config_path: str, model_dir: str, num_train_steps: Op
     if total <= 0:
         raise ConfigError(f"{where} is {total}: TFOD2's TF2 training loop then trains 0 steps "
                           "(0 no longer means 'forever'); give --num_train_steps or set train_config.num_steps")
-    prefix = latest_checkpoint(model_dir) if os.path.isdir(model_dir) else None
+    prefix = latest_checkpoint(model_dir) if io.isdir(model_dir) else None
     if prefix is not None:
         step = _read(read_step, checkpoint_step, prefix)
         if step is not None and step >= total:
             raise EngineError(
-                f"--model_dir {model_dir} is already at step {step} ({os.path.basename(prefix)}) and {where} is "
+                f"--model_dir {model_dir} is already at step {step} ({io.basename(prefix)}) and {where} is "
                 f"{total} (a total, not 'more steps'): TFOD2 would train nothing. Give a larger "
                 f"--num_train_steps to continue, or a new --model_dir to start over")
     return total
@@ -252,13 +252,13 @@ def check_fine_tune(doc, config_path: str, model_dir: Optional[str], *,
                           f"{', '.join(FINE_TUNE_TYPES)}")
     if "://" in ckpt:
         return
-    if os.path.isdir(ckpt):
+    if io.isdir(ckpt):
         prefix = latest_checkpoint(ckpt)
         hint = f" (e.g. {prefix})" if prefix else ""
         raise ConfigError(f"{at}: {field} {ckpt!r} is a directory; TFOD2 needs a checkpoint prefix{hint}")
-    if not os.path.isfile(ckpt + ".index"):
+    if not io.isfile(ckpt + ".index"):
         raise ConfigError(f"{at}: {field} {ckpt!r}: no such checkpoint (expected {ckpt}.index)")
-    if model_dir and os.path.abspath(os.path.dirname(ckpt)) == os.path.abspath(model_dir):
+    if model_dir and io.abspath(io.dirname(ckpt)) == io.abspath(model_dir):
         raise ConfigError(f"{at}: {field} {ckpt!r} is inside --model_dir {model_dir}; TFOD2 refuses that "
                           "(to continue training, just run train again on the same --model_dir)")
     kind = guess_checkpoint_kind(_read(list_names, checkpoint_variable_names, ckpt) or [])
@@ -281,10 +281,8 @@ def check_before(mode: str, flags: dict, *, read_step: Optional[StepReader] = No
 
     Returns ``{"notes": [...], "total_steps": int | None}`` (``total_steps`` for train).
     """
-    from tfod_seg.pbtxt import PbtxtDocument
-
     config_path = os.fspath(flags["pipeline_config_path"])
-    if not os.path.isfile(config_path):
+    if not io.isfile(config_path):
         raise ConfigError(f"--pipeline_config_path {config_path}: no such file")
     doc = PbtxtDocument.load(config_path)
     out: dict = {"notes": [], "total_steps": None}
