@@ -35,6 +35,7 @@ SUBCOMMANDS = [
     "train",
     "evaluate",
     "export",
+    "launch",
     "infer",
     "score",
     "visualize",

@@ -162,7 +162,7 @@ def check_tpu_paths(paths: Sequence[PathUse]) -> Optional[str]:
         return None
     listed = "; ".join(f"{u.source} {u.path}" for u in bad)
     return (f"a TPU reads and writes only Cloud Storage, but {len(bad)} path(s) are not gs://: {listed} "
-            f"(copy the data with `gsutil -m cp -r` and give gs://BUCKET/... paths)")
+            f"(copy the data with `gcloud storage cp -r` and give gs://BUCKET/... paths)")
 
 
 def check_schemes(paths: Sequence[PathUse]) -> List[str]:
