@@ -110,7 +110,11 @@ def test_output_is_deterministic(records, tmp_path):
     ({"checkpoint_type": "imagenet"}, "--checkpoint-type must be one of"),
     ({"augment": "flop"}, r"unknown augmentation 'flop'.*did you mean flip"),
     ({"augment": "scale=2:1"}, "bad scale range"),
-    ({"strategy": "mirrored"}, "--strategy applies to Model Garden"),
+    ({"strategy": "tpu", "target": "gpu"}, "--target gpu does not match --strategy tpu"),
+    ({"target": "tpu", "strategy": "mirrored"}, "--target tpu does not match --strategy mirrored"),
+    ({"target": "fpga"}, "--target must be one of cpu, gpu, tpu"),
+    ({"mixed_precision": "float16"}, "TFOD2 has no float16 training"),
+    ({"mixed_precision": "bfloat16"}, "--mixed-precision bfloat16 needs --target tpu"),
 ])
 def test_tfod_user_errors(records, tmp_path, kw, match):
     with pytest.raises(ConfigError, match=match):

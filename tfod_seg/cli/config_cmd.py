@@ -1,21 +1,31 @@
-"""`tfod-seg config`: generate a Mask R-CNN config from a template, or `--check` an existing one."""
+"""`tfod-seg config`: generate a Mask R-CNN config from a template, `--check` an existing one, or
+`--migrate` a TFOD2 pipeline.config to a Model Garden experiment."""
 
 from __future__ import annotations
 
 import sys
 
 NAME = "config"
-HELP = "Mask R-CNN config (TFOD2 pipeline.config or Model Garden YAML) from a template; --check a config"
+HELP = "Mask R-CNN config (TFOD2 pipeline.config or Model Garden YAML) from a template; --check; --migrate"
 DESCRIPTION = """Generate a Mask R-CNN config with every coupled field set from the label map, the
 records and your flags (num_classes, masks on both input readers, mask metrics, input paths,
 checkpoint + its type, batch size, steps and learning-rate schedule). The template's kind picks
 the target: a TFOD2 .config or a Model Garden experiment .yaml (`tfod-seg templates` lists them).
+A TFOD2 Faster R-CNN template (any TF2 zoo feature extractor) becomes a complete Mask R-CNN with
+the mask head TFOD2's own Mask R-CNN configs use for that family; the header lists what was added.
+--target cpu|gpu|tpu (default: from --strategy, else gpu) sets or clears the TPU-only fields and
+the precision (TFOD2), or the precision and loop intervals (Model Garden).
 Layering: template -> generated values -> --set overrides. When --batch-size changes and --lr is
 not given, the learning rate scales linearly and the file's header says so.
 
 --check FILE validates an existing config: num_classes vs the label map, input globs match
 records, mask settings vs the records' report.json, checkpoint exists, warm-up < steps,
-batch size vs dataset size. Exit status 1 when an error is found."""
+batch size vs dataset size, TPU-only fields / precision vs --strategy (the one `tfod-seg train`
+will use). Exit status 1 when an error is found.
+
+--migrate PIPELINE.config --out EXPERIMENT.yaml turns a TFOD2 Faster/Mask R-CNN config into a
+Model Garden Mask R-CNN experiment; every field without an equivalent is listed in the file's
+header and printed here."""
 EPILOG = """examples:
   tfod-seg config --template garden_maskrcnn_resnet50_fpn_640 --label-map records/label_map.pbtxt \\
       --train 'records/train-*.tfrecord' --val 'records/val-*.tfrecord' --model-dir runs/a --out runs/a.yaml
@@ -26,12 +36,19 @@ EPILOG = """examples:
   tfod-seg config ... --set trainer.validation_interval=500 --set task.model.detection_generator.max_num_detections=50
   tfod-seg config ... --set eval_config.metrics_set[1]=coco_mask_metrics --set +train_config.use_bfloat16=false
   tfod-seg config --check runs/a.yaml
-  tfod-seg config --check runs/t.config --label-map records/label_map.pbtxt
+  tfod-seg config --check runs/t.config --label-map records/label_map.pbtxt --strategy tpu
+  tfod-seg config --template my_faster_rcnn_resnet101.config --target tpu --label-map ... --out runs/t.config
+  tfod-seg config --migrate runs/t.config --out runs/t.yaml --label-map records/label_map.pbtxt --target gpu
 """
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--check", metavar="FILE", help="validate an existing config instead of generating one")
+    parser.add_argument("--migrate", metavar="PIPELINE",
+                        help="turn a TFOD2 pipeline.config into a Model Garden Mask R-CNN experiment (--out .yaml)")
+    parser.add_argument("--target", choices=["cpu", "gpu", "tpu"],
+                        help="hardware the job runs on (default: from --strategy, else gpu): TPU-only fields, "
+                             "precision, loop intervals")
     parser.add_argument("--template", "-t", help="template name (see `tfod-seg templates`) or path")
     parser.add_argument("--label-map", help="label_map.pbtxt (from `tfod-seg convert`)")
     parser.add_argument("--train", help="training record glob(s), comma-separated, e.g. 'out/train-*.tfrecord'")
@@ -52,7 +69,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--mask-type", choices=["png", "numerical"],
                         help="how the records store masks (default: from report.json beside the records, else png)")
     parser.add_argument("--strategy", choices=["mirrored", "one_device", "multi_worker_mirrored", "tpu"],
-                        help="Model Garden runtime.distribution_strategy")
+                        help="Model Garden runtime.distribution_strategy; picks the default --target; "
+                             "--check: the strategy `tfod-seg train` will use")
     parser.add_argument("--mixed-precision", choices=["float32", "float16", "bfloat16"],
                         help="Model Garden runtime.mixed_precision_dtype (TFOD2: bfloat16 sets use_bfloat16)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -66,12 +84,15 @@ def run(args) -> int:
     from tfod_seg.errors import ConfigError
 
     if args.check:
-        problems = check_config(args.check, label_map=args.label_map, report=args.report)
+        problems = check_config(args.check, label_map=args.label_map, report=args.report, strategy=args.strategy)
         return _print_problems(args.check, problems)
+    if args.migrate:
+        return _migrate(args)
     missing = [f for f, v in (("--template", args.template), ("--label-map", args.label_map), ("--train", args.train),
                               ("--val", args.val), ("--model-dir", args.model_dir), ("--out", args.out)) if not v]
     if missing:
-        raise ConfigError(f"missing {', '.join(missing)} (or give --check FILE to validate an existing config)")
+        raise ConfigError(f"missing {', '.join(missing)} (or give --check FILE to validate an existing config, or "
+                          "--migrate PIPELINE to migrate one)")
     from tfod_seg.config.generate import generate_config
     from tfod_seg.records.metadata import find_report, read_report
 
@@ -84,10 +105,33 @@ def run(args) -> int:
         out=args.out, batch_size=args.batch_size, steps=args.steps, lr=args.lr, warmup_steps=args.warmup_steps,
         image_size=args.image_size, checkpoint=args.checkpoint, checkpoint_type=args.checkpoint_type,
         augment=args.augment, mask_type=mask_type, overrides=args.overrides, strategy=args.strategy,
-        mixed_precision=args.mixed_precision)
+        mixed_precision=args.mixed_precision, target=args.target)
     print(f"wrote {out}")
-    problems = check_config(out, label_map=args.label_map)
+    problems = check_config(out, label_map=args.label_map, strategy=args.strategy)
     return _print_problems(out, problems)
+
+
+def _migrate(args) -> int:
+    from tfod_seg.config.checks import check_config
+    from tfod_seg.config.migrate import migrate_config
+    from tfod_seg.errors import ConfigError
+
+    if not args.out:
+        raise ConfigError("--migrate needs --out EXPERIMENT.yaml")
+    ignored = [f for f, v in (("--template", args.template), ("--train", args.train), ("--val", args.val),
+                              ("--set", args.overrides)) if v]
+    if ignored:
+        raise ConfigError(f"--migrate takes the input paths and settings from {args.migrate}; drop "
+                          f"{', '.join(ignored)} (then regenerate or --set with --template {args.out})")
+    result = migrate_config(args.migrate, args.out, label_map=args.label_map, target=args.target,
+                            strategy=args.strategy)
+    print(f"wrote {result.out} (Model Garden {result.experiment}): {len(result.mapped)} fields mapped")
+    for field, note in result.approximate:
+        print(f"  approximated: {field}: {note}")
+    for field in result.unmapped:
+        print(f"  no Model Garden equivalent: {field}")
+    problems = check_config(result.out, label_map=args.label_map, strategy=args.strategy)
+    return _print_problems(result.out, problems)
 
 
 def _print_problems(path, problems) -> int:

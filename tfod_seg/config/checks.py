@@ -1,19 +1,24 @@
 """Cross-field checks of a generated (or hand-edited) Mask R-CNN config, in one place.
 
-`check_config(path, label_map=None, report=None)` reads a TFOD2 ``pipeline.config`` or a
-tfod-seg Model Garden experiment YAML and returns a list of `Problem`s, each naming the file, the
-field and what is wrong:
+`check_config(path, label_map=None, report=None, strategy=None)` reads a TFOD2
+``pipeline.config`` or a tfod-seg Model Garden experiment YAML (local or a URL) and returns a
+list of `Problem`s, each naming the file, the field and what is wrong:
 
 * num_classes against the label map (TFOD2: label-map size; Model Garden: size + 1);
-* input globs match existing record files (train and validation);
-* masks: Mask R-CNN on (TFOD2 ``number_of_stages: 3``, ``predict_instance_masks``, ``load_instance_masks``
-  and ``mask_type`` on BOTH readers, ``coco_mask_metrics`` + ``eval_instance_masks``; Model Garden
-  ``include_mask``) and ``mask_type`` consistent with the records' ``report.json`` (written by
-  `tfod-seg convert` next to the records: found automatically beside the train records);
-* the checkpoint exists (local paths: the ``.index`` file or a directory with a checkpoint);
+* input globs match existing record files (train and validation; ``gs://``/``ram://`` globs
+  through `tfod_seg.io`);
+* masks: Mask R-CNN on (TFOD2 ``number_of_stages: 3``, ``predict_instance_masks``, a supported
+  feature extractor, the mask head's ``conv_hyperparams`` and its size/depth/loss weight,
+  ``load_instance_masks`` and ``mask_type`` on BOTH readers, ``coco_mask_metrics`` +
+  ``eval_instance_masks``; Model Garden ``include_mask``) and ``mask_type`` consistent with the
+  records' ``report.json`` (found automatically beside the train records);
+* the checkpoint exists (the ``.index`` file or a directory with a checkpoint);
 * warm-up shorter than training, and the schedule's own length equal to the training length;
 * batch size against the training set size (from the report);
-* the input size is a multiple of the largest feature stride (Model Garden ``2**max_level``).
+* the input size is a multiple of the largest feature stride;
+* target hardware: the TPU-only fields / precision against the strategy the train command
+  will use (``strategy``; TFOD2 default ``auto`` = not a TPU; Model Garden default: the
+  config's ``runtime.distribution_strategy``).
 
 A label map given explicitly wins over the one the config points to. Errors are problems that
 make training wrong or fail; warnings are worth a look (``severity``).
@@ -22,11 +27,25 @@ make training wrong or fail; warnings are worth a look (``severity``).
 from __future__ import annotations
 
 import dataclasses
-import glob
 import os
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
+from tfod_seg import io
+from tfod_seg.config import garden
+from tfod_seg.config.families import TFOD_MASK_HEAD, TFOD_MASK_MODEL
+from tfod_seg.config.targets import check_garden_target, check_tfod_target
+from tfod_seg.config.templates import template_kind
+from tfod_seg.config.tfod_pipeline import (FR, MASK_PREDICTOR, TFOD_MASK_TYPES, extractor_family,
+                                           input_reader_paths, tfod_image_size)
 from tfod_seg.errors import ConfigError, UserError
+from tfod_seg.labelmap import LabelMap, read_label_map
+from tfod_seg.pbtxt import Message, PbtxtDocument, validate_with_schema
+from tfod_seg.records.metadata import find_report, read_report
+
+PLACEHOLDERS = ("PATH_TO_BE_CONFIGURED", "TRAIN_RECORDS", "VAL_RECORDS")
+# TFOD2's proto defaults for the mask head, where they differ from its Mask R-CNN configs' values.
+MASK_DEFAULTS = {"mask_height": 15, "mask_width": 15, "mask_prediction_num_conv_layers": 2,
+                 "mask_prediction_conv_depth": 256}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,27 +60,38 @@ class Problem:
         at = f"{self.file}:{self.line}" if self.line else self.file
         return f"{at}: {self.severity}: {self.field}: {self.message}"
 
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
 
-def _is_remote(p: str) -> bool:
-    return "://" in p
+
+Add = Callable[..., None]
 
 
 def _glob_problems(file: str, field: str, patterns: Sequence[str], line=None) -> List[Problem]:
-    out = []
     if not patterns:
         return [Problem(file, field, "no input path set", line=line)]
+    out = []
     for pat in patterns:
-        if not pat or "PATH_TO_BE_CONFIGURED" in pat or pat in ("TRAIN_RECORDS", "VAL_RECORDS"):
+        if not pat or any(p in pat for p in PLACEHOLDERS):
             out.append(Problem(file, field, f"placeholder {pat!r} not filled; give the record glob "
                                              "(tfod-seg config --train/--val)", line=line))
             continue
-        if _is_remote(pat):
-            continue
         for piece in pat.split(","):
-            if piece and not [m for m in glob.glob(os.path.expanduser(piece)) if os.path.isfile(m)]:
-                out.append(Problem(file, field, f"{piece!r} matches no file (expected TFRecord shards, e.g. "
-                                                "'out/train-*.tfrecord')", line=line))
+            out.extend(_glob_piece(file, field, piece, line))
     return out
+
+
+def _glob_piece(file: str, field: str, piece: str, line) -> List[Problem]:
+    if not piece:
+        return []
+    try:
+        found = [m for m in io.glob(io.abspath(piece)) if io.isfile(m)]
+    except UserError as e:
+        return [Problem(file, field, f"{piece!r} cannot be listed: {e}", "warning", line)]
+    if found:
+        return []
+    return [Problem(file, field, f"{piece!r} matches no file (expected TFRecord shards, e.g. 'out/train-*.tfrecord')",
+                    line=line)]
 
 
 def _checkpoint_problems(file: str, field: str, ckpt: Optional[str], line=None) -> List[Problem]:
@@ -70,33 +100,24 @@ def _checkpoint_problems(file: str, field: str, ckpt: Optional[str], line=None) 
     if "PATH_TO_BE_CONFIGURED" in ckpt:
         return [Problem(file, field, f"placeholder {ckpt!r}: give --checkpoint, or remove the field to train "
                                      "from scratch", line=line)]
-    if _is_remote(ckpt):
-        return [Problem(file, field, f"{ckpt!r} is remote and cannot be checked here (no network at run time?)",
-                        "warning", line)]
-    if os.path.isdir(ckpt):
-        if os.path.exists(os.path.join(ckpt, "checkpoint")) or glob.glob(os.path.join(ckpt, "*.index")):
+    try:
+        if io.isdir(ckpt):
+            if io.exists(io.join(ckpt, "checkpoint")) or io.glob(io.join(ckpt, "*.index")):
+                return []
+            return [Problem(file, field, f"directory {ckpt!r} holds no TF checkpoint (no 'checkpoint' or *.index "
+                                         "file)", line=line)]
+        if io.exists(ckpt + ".index") or io.isfile(ckpt):
             return []
-        return [Problem(file, field, f"directory {ckpt!r} holds no TF checkpoint (no 'checkpoint' or *.index file)", line=line)]
-    if os.path.exists(ckpt + ".index") or os.path.isfile(ckpt):
-        return []
+    except UserError as e:
+        return [Problem(file, field, f"{ckpt!r} cannot be checked here: {e}", "warning", line)]
     return [Problem(file, field, f"checkpoint {ckpt!r} not found (expected {ckpt}.index and its data files)", line=line)]
-
-
-def _find_report(train_globs: Sequence[str]) -> Optional[str]:
-    from tfod_seg.config.generate import find_report
-
-    return find_report([g for g in train_globs if g])
 
 
 def _load_report(report, train_globs, problems, file) -> Optional[dict]:
     if isinstance(report, dict):
         return report
-    path = report or _find_report(train_globs)
-    if not path:
-        return None
-    from tfod_seg.config.generate import read_report
-
     try:
+        path = report or find_report([g for g in train_globs if g])
         return read_report(path)
     except UserError as e:
         problems.append(Problem(file, "report", str(e), "warning"))
@@ -104,8 +125,6 @@ def _load_report(report, train_globs, problems, file) -> Optional[dict]:
 
 
 def _load_label_map(label_map, fallback_path, problems, file, field, line=None):
-    from tfod_seg.labelmap import LabelMap, read_label_map
-
     if isinstance(label_map, LabelMap):
         return label_map
     path = label_map or fallback_path
@@ -114,37 +133,31 @@ def _load_label_map(label_map, fallback_path, problems, file, field, line=None):
     if "PATH_TO_BE_CONFIGURED" in path:
         problems.append(Problem(file, field, f"placeholder {path!r}: give --label-map", line=line))
         return None
-    if _is_remote(path):
-        return None
     try:
         return read_label_map(path, allow_gaps=True)
     except UserError as e:
-        problems.append(Problem(file, field, str(e), line=line))
+        problems.append(Problem(file, field, str(e), "warning" if io.is_url(path) else "error", line))
         return None
 
 
-def check_config(path, label_map=None, report=None) -> List[Problem]:
+def check_config(path, label_map=None, report=None, strategy: Optional[str] = None) -> List[Problem]:
     """All problems found in the config at ``path`` (TFOD2 ``.config`` or Model Garden ``.yaml``).
 
     ``label_map``: a path or `LabelMap` (default: the one the config names); ``report``: the
-    records' ``report.json`` path or its dict (default: found beside the train records).
+    records' ``report.json`` path or its dict (default: found beside the train records);
+    ``strategy``: the one `tfod-seg train` will use (see the module docstring).
     A file that cannot be parsed at all raises ConfigError.
     """
-    from tfod_seg.config.generate import template_kind
-
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not io.isfile(path):
         raise ConfigError(f"{path}: config file not found")
     if template_kind(path) == "tfod":
-        return _check_tfod(path, label_map, report)
-    return _check_garden(path, label_map, report)
+        return _check_tfod(path, label_map, report, strategy)
+    return _check_garden(path, label_map, report, strategy)
 
 
 # -- TFOD2 ----------------------------------------------------------------------------------
-def _check_tfod(path, label_map, report) -> List[Problem]:
-    from tfod_seg.config.generate import TFOD_MASK_TYPES, input_reader_paths, tfod_image_size
-    from tfod_seg.pbtxt import Message, PbtxtDocument, validate_with_schema
-
+def _check_tfod(path, label_map, report, strategy) -> List[Problem]:
     doc = PbtxtDocument.load(path)
     validate_with_schema(path, text=doc.dump())  # raises with file:line:col when TFOD2 is importable
     P: List[Problem] = []
@@ -152,27 +165,61 @@ def _check_tfod(path, label_map, report) -> List[Problem]:
     def add(field, message, severity="error"):
         P.append(Problem(path, field, message, severity, doc.line_of(field)))
 
-    fr = "model.faster_rcnn"
-    if not isinstance(doc.get(fr, None), Message):
+    if not isinstance(doc.get(FR, None), Message):
         add("model", "not a Faster/Mask R-CNN config (no model.faster_rcnn block)")
         return P
-    if doc.get(f"{fr}.number_of_stages", 2) != 3:
-        add(f"{fr}.number_of_stages", f"is {doc.get(f'{fr}.number_of_stages', 2)} (default 2); Mask R-CNN needs 3 "
+    _check_tfod_model(doc, add)
+    rep = _load_report(report, doc.get_all("train_input_reader.tf_record_input_reader.input_path"), P, path)
+    lm_paths = _check_tfod_readers(doc, rep, add, P, path)
+    _check_tfod_eval(doc, add)
+    lm = _load_label_map(label_map, sorted(lm_paths)[0] if lm_paths else None, P, path,
+                         "train_input_reader.label_map_path", doc.line_of("train_input_reader.label_map_path"))
+    n = doc.get(f"{FR}.num_classes", None)
+    if lm is not None and n != lm.max_id:
+        add(f"{FR}.num_classes", f"is {n} but the label map {lm.path or ''} has {len(lm)} classes "
+                                 f"(ids up to {lm.max_id}): expected {lm.max_id}")
+    _check_tfod_train(doc, rep, add, P, path)
+    for field, message in check_tfod_target(doc, strategy):
+        add(field, message, "warning")
+    return P
+
+
+def _check_tfod_model(doc, add: Add) -> None:
+    try:
+        extractor_family(doc)
+    except ConfigError as e:
+        add(f"{FR}.feature_extractor.type", str(e).split(": ", 2)[-1])
+    if doc.get(f"{FR}.number_of_stages", 2) != 3:
+        add(f"{FR}.number_of_stages", f"is {doc.get(f'{FR}.number_of_stages', 2)} (default 2); Mask R-CNN needs 3 "
                                       "or the mask head is never run")
-    mp = f"{fr}.second_stage_box_predictor.mask_rcnn_box_predictor"
-    if not isinstance(doc.get(mp, None), Message):
-        add(f"{fr}.second_stage_box_predictor", "has no mask_rcnn_box_predictor")
-    else:
-        if doc.get(f"{mp}.predict_instance_masks", False) is not True:
-            add(f"{mp}.predict_instance_masks", "is not true: the model would train without masks")
-        if not doc.has(f"{mp}.conv_hyperparams"):
-            add(f"{mp}.conv_hyperparams", "missing: the mask head needs conv_hyperparams")
+    if not isinstance(doc.get(MASK_PREDICTOR, None), Message):
+        add(f"{FR}.second_stage_box_predictor", "has no mask_rcnn_box_predictor")
+        return
+    if doc.get(f"{MASK_PREDICTOR}.predict_instance_masks", False) is not True:
+        add(f"{MASK_PREDICTOR}.predict_instance_masks", "is not true: the model would train without masks")
+    if not doc.has(f"{MASK_PREDICTOR}.conv_hyperparams"):
+        add(f"{MASK_PREDICTOR}.conv_hyperparams", "missing: the mask head needs conv_hyperparams")
+    for key, default in MASK_DEFAULTS.items():
+        if not doc.has(f"{MASK_PREDICTOR}.{key}"):
+            add(f"{MASK_PREDICTOR}.{key}", f"not set: TFOD2's default {default} applies; its Mask R-CNN configs use "
+                                           f"{TFOD_MASK_HEAD[key]} (tfod-seg config adds it)", "warning")
+    key = "second_stage_mask_prediction_loss_weight"
+    if not doc.has(f"{FR}.{key}"):
+        add(f"{FR}.{key}", f"not set: TFOD2's default 1.0 applies; its Mask R-CNN configs use {TFOD_MASK_MODEL[key]}",
+            "warning")
+    size = tfod_image_size(doc)
+    if size and doc.get(f"{FR}.feature_extractor.type", "").endswith("fpn_keras"):
+        top = doc.get(f"{FR}.feature_extractor.fpn.max_level", 6)
+        if size % (2 ** top):
+            add(f"{FR}.image_resizer", f"input size {size} is not a multiple of 2**max_level = {2 ** top}")
+
+
+def _check_tfod_readers(doc, rep, add: Add, P: List[Problem], path: str) -> set:
     readers = input_reader_paths(doc)
     if "train_input_reader" not in readers:
         add("train_input_reader", "missing")
     if not any(r.startswith("eval_input_reader") for r in readers):
         add("eval_input_reader", "missing")
-    rep = _load_report(report, doc.get_all("train_input_reader.tf_record_input_reader.input_path"), P, path)
     rep_mask = TFOD_MASK_TYPES.get(rep.get("mask_type")) if rep else None
     lm_paths = set()
     for r in readers:
@@ -190,11 +237,14 @@ def _check_tfod(path, label_map, report) -> List[Problem]:
             add(f"{r}.label_map_path", "not set")
         else:
             lm_paths.add(lmp)
-        P.extend(_glob_problems(path, f"{r}.tf_record_input_reader.input_path",
-                                doc.get_all(f"{r}.tf_record_input_reader.input_path"),
-                                doc.line_of(f"{r}.tf_record_input_reader.input_path")))
+        field = f"{r}.tf_record_input_reader.input_path"
+        P.extend(_glob_problems(path, field, doc.get_all(field), doc.line_of(field)))
     if len(lm_paths) > 1:
         add("eval_input_reader.label_map_path", f"the readers use different label maps: {sorted(lm_paths)}")
+    return lm_paths
+
+
+def _check_tfod_eval(doc, add: Add) -> None:
     metrics = [str(m) for m in doc.get_all("eval_config.metrics_set")]
     if "coco_mask_metrics" not in metrics:
         add("eval_config.metrics_set", f"{metrics} lacks 'coco_mask_metrics': masks would not be evaluated")
@@ -202,58 +252,40 @@ def _check_tfod(path, label_map, report) -> List[Problem]:
         add("eval_config.metrics_set", f"{metrics} lacks 'coco_detection_metrics'", "warning")
     if doc.get("eval_config.eval_instance_masks", False) is not True:
         add("eval_config.eval_instance_masks", "is not true: mask metrics need it")
-    # classes
-    lm = _load_label_map(label_map, sorted(lm_paths)[0] if lm_paths else None, P, path,
-                         "train_input_reader.label_map_path", doc.line_of("train_input_reader.label_map_path"))
-    n = doc.get(f"{fr}.num_classes", None)
-    if lm is not None and n != lm.max_id:
-        add(f"{fr}.num_classes", f"is {n} but the label map {lm.path or ''} has {len(lm)} classes "
-                                 f"(ids up to {lm.max_id}): expected {lm.max_id}")
-    # checkpoint
+
+
+def _check_tfod_train(doc, rep, add: Add, P: List[Problem], path: str) -> None:
     ck = doc.get("train_config.fine_tune_checkpoint", None)
     P.extend(_checkpoint_problems(path, "train_config.fine_tune_checkpoint", ck,
                                   doc.line_of("train_config.fine_tune_checkpoint")))
     if ck and doc.get("train_config.fine_tune_checkpoint_type", None) is None:
         add("train_config.fine_tune_checkpoint_type", "not set: TFOD2 then restores a detection checkpoint as "
                                                       "'classification' (feature extractor only)", "warning")
-    # schedule
-    steps = doc.get("train_config.num_steps", None)
-    _check_tfod_schedule(doc, steps, add)
-    # batch size vs data
-    bs = doc.get("train_config.batch_size", None)
-    _check_batch(rep, bs, "train_config.batch_size", add)
-    size = tfod_image_size(doc)
-    if size and doc.get(f"{fr}.feature_extractor.type", "").endswith("fpn_keras"):
-        top = doc.get(f"{fr}.feature_extractor.fpn.max_level", 6)
-        if size % (2 ** top):
-            add(f"{fr}.image_resizer", f"input size {size} is not a multiple of 2**max_level = {2 ** top}")
-    return P
+    _check_tfod_schedule(doc, doc.get("train_config.num_steps", None), add)
+    _check_batch(rep, doc.get("train_config.batch_size", None), "train_config.batch_size", add)
 
 
-def _check_tfod_schedule(doc, steps, add) -> None:
-    from tfod_seg.pbtxt import Message
-
+def _check_tfod_schedule(doc, steps, add: Add) -> None:
     opt = doc.get("train_config.optimizer", None)
     if not isinstance(opt, Message):
         return
     for f in opt.fields:
-        if not f.name.endswith("_optimizer"):
-            continue
         base = f"train_config.optimizer.{f.name}.learning_rate.cosine_decay_learning_rate"
-        if doc.has(base):
-            total = doc.get(f"{base}.total_steps", None)
-            warm = doc.get(f"{base}.warmup_steps", 0)
-            if steps and total is not None and total != steps:
-                add(f"{base}.total_steps", f"is {total} but train_config.num_steps is {steps}: the schedule "
-                                           f"{'ends early and trains at zero LR' if total < steps else 'never decays fully'}",
-                    "error" if total < steps else "warning")
-            if total is not None and warm >= total:
-                add(f"{base}.warmup_steps", f"{warm} is not smaller than total_steps {total}")
-            if steps and warm >= steps:
-                add(f"{base}.warmup_steps", f"{warm} is not smaller than num_steps {steps}")
+        if not f.name.endswith("_optimizer") or not doc.has(base):
+            continue
+        total = doc.get(f"{base}.total_steps", None)
+        warm = doc.get(f"{base}.warmup_steps", 0)
+        if steps and total is not None and total != steps:
+            add(f"{base}.total_steps", f"is {total} but train_config.num_steps is {steps}: the schedule "
+                                       f"{'ends early and trains at zero LR' if total < steps else 'never decays fully'}",
+                "error" if total < steps else "warning")
+        if total is not None and warm >= total:
+            add(f"{base}.warmup_steps", f"{warm} is not smaller than total_steps {total}")
+        if steps and warm >= steps:
+            add(f"{base}.warmup_steps", f"{warm} is not smaller than num_steps {steps}")
 
 
-def _check_batch(rep, bs, field, add) -> None:
+def _check_batch(rep, bs, field, add: Add) -> None:
     if not rep or not bs:
         return
     try:
@@ -268,43 +300,55 @@ def _check_batch(rep, bs, field, add) -> None:
 
 
 # -- Model Garden ---------------------------------------------------------------------------
-def _check_garden(path, label_map, report) -> List[Problem]:
-    from tfod_seg.config import garden
-
+def _check_garden(path, label_map, report, strategy) -> List[Problem]:
     name, cfg = garden.load_experiment(path)  # strict: unknown keys etc. raise ConfigError
-    _, lines = garden.parse_yaml_text(open(path, encoding="utf-8").read(), path)
+    _, lines = garden.parse_yaml_text(io.read_text(path, ConfigError, "experiment file"), path)
     P: List[Problem] = []
 
     def add(field, message, severity="error"):
         P.append(Problem(path, field, message, severity, lines.get(field)))
 
     t = cfg.task
-    m = t.model
-    if not getattr(m, "include_mask", False):
+    if not getattr(t.model, "include_mask", False):
         add("task.model.include_mask", "is false: the model would train without masks")
     train_globs = _as_list(t.train_data.input_path)
-    val_globs = _as_list(t.validation_data.input_path)
-    P.extend(_glob_problems(path, "task.train_data.input_path", train_globs, lines.get("task.train_data.input_path")))
-    P.extend(_glob_problems(path, "task.validation_data.input_path", val_globs,
-                            lines.get("task.validation_data.input_path")))
+    for field, globs in (("task.train_data.input_path", train_globs),
+                         ("task.validation_data.input_path", _as_list(t.validation_data.input_path))):
+        P.extend(_glob_problems(path, field, globs, lines.get(field)))
     rep = _load_report(report, [p for g in train_globs for p in g.split(",")], P, path)
     if rep and rep.get("mask_type") not in (None, "png"):
         add("task.train_data.input_path", f"records were written with {rep.get('mask_type')!r} masks (report.json); "
                                           "Model Garden's decoder reads PNG masks only: convert with --mask-type png")
+    _check_garden_classes(t.model, label_map, rep, P, path, add)
+    P.extend(_checkpoint_problems(path, "task.init_checkpoint", t.init_checkpoint, lines.get("task.init_checkpoint")))
+    if t.annotation_file and not io.is_url(t.annotation_file) and not io.isfile(t.annotation_file):
+        add("task.annotation_file", f"{t.annotation_file!r} not found; leave it '' to compute COCO metrics from the "
+                                    "validation records")
+    if not t.use_coco_metrics:
+        add("task.use_coco_metrics", "is false: validation reports no COCO box/mask AP", "warning")
+    _check_garden_schedule(cfg.trainer, add)
+    _check_batch(rep, t.train_data.global_batch_size, "task.train_data.global_batch_size", add)
+    size = list(t.model.input_size or [])
+    if size and size[0] % (2 ** t.model.max_level):
+        add("task.model.input_size", f"{size[0]} is not a multiple of 2**max_level = {2 ** t.model.max_level}")
+    dtypes = [("task.train_data.dtype", t.train_data.dtype), ("task.validation_data.dtype", t.validation_data.dtype)]
+    for field, message in check_garden_target(strategy or cfg.runtime.distribution_strategy,
+                                              cfg.runtime.mixed_precision_dtype or "float32",
+                                              cfg.trainer.steps_per_loop, dtypes):
+        add(field, message, "warning")
+    return P
+
+
+def _check_garden_classes(m, label_map, rep, P, path, add: Add) -> None:
     lm = _load_label_map(label_map, None, P, path, "task.model.num_classes")
     if lm is None and rep and rep.get("label_map"):
         lm = _load_label_map(rep["label_map"], None, P, path, "task.model.num_classes")
     if lm is not None and m.num_classes != lm.max_id + 1:
         add("task.model.num_classes", f"is {m.num_classes} but the label map {lm.path or ''} has {len(lm)} classes: "
                                       f"expected {lm.max_id + 1} (Model Garden counts the background)")
-    P.extend(_checkpoint_problems(path, "task.init_checkpoint", t.init_checkpoint, lines.get("task.init_checkpoint")))
-    if t.annotation_file and not _is_remote(t.annotation_file) and not os.path.isfile(t.annotation_file):
-        add("task.annotation_file", f"{t.annotation_file!r} not found; leave it '' to compute COCO metrics from the "
-                                    "validation records")
-    if not t.use_coco_metrics:
-        add("task.use_coco_metrics", "is false: validation reports no COCO box/mask AP", "warning")
-    # schedule
-    tr = cfg.trainer
+
+
+def _check_garden_schedule(tr, add: Add) -> None:
     steps = tr.train_steps
     oc = tr.optimizer_config
     if oc.warmup.type is not None and oc.warmup.get() is not None:
@@ -323,11 +367,6 @@ def _check_garden(path, label_map, report) -> List[Problem]:
             f"{lr.decay_steps} is shorter than train_steps {steps}", "warning")
     if tr.summary_interval % max(1, tr.steps_per_loop):
         add("trainer.summary_interval", f"{tr.summary_interval} must be a multiple of steps_per_loop {tr.steps_per_loop}")
-    _check_batch(rep, t.train_data.global_batch_size, "task.train_data.global_batch_size", add)
-    size = list(m.input_size or [])
-    if size and size[0] % (2 ** m.max_level):
-        add("task.model.input_size", f"{size[0]} is not a multiple of 2**max_level = {2 ** m.max_level}")
-    return P
 
 
 def _as_list(v) -> List[str]:

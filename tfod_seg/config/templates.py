@@ -1,13 +1,65 @@
-"""The shipped templates (`pipelines/`) and their headers, for `tfod-seg templates`."""
+"""The shipped templates (`pipelines/`): finding one by name or path, its kind (TFOD2 or Model
+Garden), and its header for `tfod-seg templates`."""
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 from typing import List, Optional
 
+from tfod_seg import io
 from tfod_seg.config.garden import HEADER_RE, read_header_comments
-from tfod_seg.config.generate import template_kind, template_paths
+from tfod_seg.errors import ConfigError
+
+TEMPLATE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "pipelines")
+TFOD_EXTENSIONS = (".config", ".pbtxt")
+GARDEN_EXTENSIONS = (".yaml", ".yml")
+
+
+def template_kind(path: str) -> str:
+    """``'tfod'`` for ``.config``/``.pbtxt``, ``'garden'`` for ``.yaml``/``.yml``."""
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    if ext in TFOD_EXTENSIONS:
+        return "tfod"
+    if ext in GARDEN_EXTENSIONS:
+        return "garden"
+    raise ConfigError(f"{path}: unknown config kind {ext or '(no extension)'!r}; expected a TFOD2 "
+                      f"{'/'.join(TFOD_EXTENSIONS)} or a Model Garden {'/'.join(GARDEN_EXTENSIONS)} file")
+
+
+def template_paths(directory: Optional[str] = None) -> List[str]:
+    """Every template file in ``directory`` (default ``pipelines/``), sorted."""
+    directory = directory or TEMPLATE_DIR
+    if not io.isdir(directory):
+        return []
+    return sorted(io.join(directory, f) for f in io.listdir(directory)
+                  if f.lower().endswith(TFOD_EXTENSIONS + GARDEN_EXTENSIONS) and not f.startswith("."))
+
+
+def find_template(template: str | os.PathLike) -> str:
+    """A template path (local or URL), or a name in ``pipelines/`` (with or without its extension)."""
+    t = os.fspath(template)
+    if io.isfile(t):
+        return t
+    for p in template_paths():
+        base = os.path.basename(p)
+        if t in (base, os.path.splitext(base)[0]):
+            return p
+    names = [os.path.splitext(os.path.basename(p))[0] for p in template_paths()]
+    near = difflib.get_close_matches(os.path.splitext(io.basename(t))[0], names, n=3, cutoff=0.4)
+    hint = f"; nearest templates: {', '.join(near)}" if near else ""
+    raise ConfigError(f"{t}: no such template file or name in {TEMPLATE_DIR}{hint} (see `tfod-seg templates`)")
+
+
+def display_template(path: str) -> str:
+    """``pipelines/NAME`` for a shipped template, else the path as given."""
+    if io.is_url(path):
+        return path
+    ap = os.path.abspath(path)
+    if os.path.dirname(ap) == os.path.abspath(TEMPLATE_DIR):
+        return "pipelines/" + os.path.basename(ap)
+    return path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,6 +69,9 @@ class TemplateInfo:
     engine: str     # "garden" or "tfod"
     summary: str    # first header line: what the template is
     header: List[str]
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
 
 
 def describe_template(path: str) -> TemplateInfo:
@@ -29,3 +84,7 @@ def describe_templates(directory: Optional[str] = None) -> List[TemplateInfo]:
     """One `TemplateInfo` per template file, garden first, then tfod, each sorted by name."""
     infos = [describe_template(p) for p in template_paths(directory)]
     return sorted(infos, key=lambda i: (i.engine != "garden", i.name))
+
+
+__all__ = ["TEMPLATE_DIR", "template_kind", "template_paths", "find_template", "display_template", "TemplateInfo",
+           "describe_template", "describe_templates"]
