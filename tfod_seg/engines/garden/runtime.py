@@ -8,7 +8,7 @@ TensorFlow is imported inside the functions.
 from __future__ import annotations
 
 import hashlib
-import io
+import io as _stdio
 import json
 import logging
 import os
@@ -186,7 +186,7 @@ def prepare_validation(params, logging_dir: str) -> None:
         f.write(fingerprint + "\n")
 
 
-class StdoutToLog(io.TextIOBase):
+class StdoutToLog(_stdio.TextIOBase):
     """A stdout replacement sending lines to a logger: Orbit `print`s every loop and
     pycocotools prints its tables, which would tear through the CLI's progress bar. Use with
     ``contextlib.redirect_stdout(StdoutToLog(logger))``."""
