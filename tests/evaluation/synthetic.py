@@ -25,7 +25,7 @@ def gt_doc(num_images=3):
             m = square_mask(x, y, w, h)
             anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": cat, "bbox": [x, y, w, h],
                          "area": float(w * h), "iscrowd": 0, "segmentation": encode_rle(m)})
-    return {"images": images, "annotations": anns, "categories": CATEGORIES}
+    return {"images": images, "annotations": anns, "categories": [dict(c) for c in CATEGORIES]}
 
 
 def predictions(gt, dx=0, score=0.9, category_map=None):

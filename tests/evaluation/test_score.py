@@ -95,7 +95,7 @@ def test_results_without_masks_score_boxes_only(tmp_path):
     (None, [], "COCO ground-truth JSON file not found"),
     ({"images": []}, [], "lacks \\['annotations', 'categories'\\]"),
     ("GT", {"x": 1}, "expected a JSON list of COCO results"),
-    ("GT", [{"image_id": 99, "category_id": 1, "score": 1, "bbox": [0, 0, 1, 1]}], "image_id 99, which is not in the ground truth"),
+    ("GT", [{"image_id": 99, "category_id": 1, "score": 1, "bbox": [0, 0, 1, 1]}], "image_id 99 \\(int\\), which is not in the ground truth \\(3 images, ids 1..3\\)"),
     ("GT", [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]}], "result #0 has no 'score'"),
 ])
 def test_bad_files(tmp_path, gt, results, match):

@@ -40,6 +40,7 @@ from tfod_seg.errors import UserError
 from tfod_seg.evaluation.coco_metrics import (IOU_TYPES, PR_IOUS, STAT_NAMES, best_f1, confusion_matrix, load_results,
                                               per_class_ap, pr_curves, quiet, run_cocoeval, stats_by_name)
 from tfod_seg.evaluation.ground_truth import CocoBuilder, label_map_beside_records
+from tfod_seg.evaluation.inputs import CocoInputs, check_ground_truth, check_inputs, check_results
 from tfod_seg.evaluation.plots import plot_confusion, plot_pr_curves
 from tfod_seg.inference.formats import coco_results
 from tfod_seg.inference.predict import find_label_map, load_predictor
@@ -104,35 +105,6 @@ class _Scored:
     confusion_type: str
 
 
-def _check_gt(doc, path: str) -> None:
-    if not isinstance(doc, dict):
-        raise UserError(f"{path}: expected a COCO dataset object with 'images', 'annotations', 'categories', got {type(doc).__name__}")
-    missing = [k for k in ("images", "annotations", "categories") if k not in doc]
-    if missing:
-        raise UserError(f"{path}: COCO ground truth lacks {missing}; expected 'images', 'annotations', 'categories'")
-    if not doc["categories"]:
-        raise UserError(f"{path}: 'categories' is empty; expected at least one {{'id', 'name'}}")
-
-
-def _check_results(results, gt_doc, path: str) -> List[Dict]:
-    if isinstance(results, dict) and "annotations" in results:
-        results = results["annotations"]  # a COCO-format file holding predictions
-    if not isinstance(results, list):
-        raise UserError(f"{path}: expected a JSON list of COCO results "
-                        "({'image_id', 'category_id', 'bbox', 'score', 'segmentation'}), got {type(results).__name__}")
-    image_ids = {int(im["id"]) for im in gt_doc["images"]}
-    for i, r in enumerate(results):
-        for key in ("image_id", "category_id", "score"):
-            if key not in r:
-                raise UserError(f"{path}: result #{i} has no '{key}'")
-        if "bbox" not in r and "segmentation" not in r:
-            raise UserError(f"{path}: result #{i} has neither 'bbox' nor 'segmentation'")
-        if int(r["image_id"]) not in image_ids:
-            raise UserError(f"{path}: result #{i} has image_id {r['image_id']}, which is not in the ground truth "
-                            f"({len(image_ids)} images, ids {min(image_ids, default=None)}..{max(image_ids, default=None)})")
-    return results
-
-
 def _gt_coco(doc):
     from pycocotools.coco import COCO
 
@@ -142,43 +114,27 @@ def _gt_coco(doc):
     return gt
 
 
-def _prepare_results(results: List[Dict]) -> List[Dict]:
-    """pycocotools wants bbox for 'bbox' eval and segmentation for 'segm'; derive boxes from
-    RLE masks when missing."""
-    from pycocotools import mask as mask_utils
-
-    out = []
-    for r in results:
-        r = dict(r)
-        seg = r.get("segmentation")
-        if "bbox" not in r and isinstance(seg, dict):
-            rle = dict(seg, counts=seg["counts"].encode("ascii") if isinstance(seg["counts"], str) else seg["counts"])
-            r["bbox"] = [float(v) for v in mask_utils.toBbox(rle)]
-        out.append(r)
-    return out
-
-
 def score_files(gt_json, predictions_json, out_dir, *, confusion_min_score: float = 0.5) -> ScoreResult:
     """Score a COCO results JSON against a COCO ground-truth JSON (local paths or URLs); write
     the files listed in the module docstring to ``out_dir``; return the `ScoreResult`."""
     gt_path, pred_path = io.check_path(gt_json, "--gt"), io.check_path(predictions_json, "--predictions")
     gt_doc = io.read_json(gt_path, what="COCO ground-truth JSON file")
-    _check_gt(gt_doc, gt_path)
-    results = _check_results(io.read_json(pred_path, what="COCO results JSON file"), gt_doc, pred_path)
-    return score_coco(gt_doc, results, out_dir, confusion_min_score=confusion_min_score)
+    gt_doc, table = check_ground_truth(gt_doc, gt_path)  # fail on the ground truth before reading results
+    results = check_results(io.read_json(pred_path, what="COCO results JSON file"), table, pred_path)
+    return _score_checked(CocoInputs(gt_doc, results), out_dir, confusion_min_score, None)
 
 
 def plan_scoring(gt_doc: Dict, results: List[Dict], notes: Optional[List[str]] = None) -> ScoringPlan:
-    """Index the ground truth, note unknown categories, decide which IoU types can be scored."""
+    """Index the ground truth, note unknown categories, decide which IoU types can be scored.
+    ``gt_doc`` and ``results`` are the output of `tfod_seg.evaluation.inputs.check_inputs`."""
     notes = list(notes or [])
-    gt = _gt_coco(gt_doc)
+    gt = _gt_coco(gt_doc)  # checked and renumbered (`tfod_seg.evaluation.inputs`)
     names = {c["id"]: c["name"] for c in gt_doc["categories"]}
     unknown = sorted({int(r["category_id"]) for r in results if int(r["category_id"]) not in names})
     if unknown:
         count = sum(int(r["category_id"]) not in names for r in results)
         notes.append(f"{count} prediction(s) have category ids not in the ground truth ({unknown[:10]}); "
                      "they count for nothing")
-    results = _prepare_results(results)
     gt_has_masks = bool(gt_doc["annotations"]) and all("segmentation" in a for a in gt_doc["annotations"])
     dt_has_masks = all("segmentation" in r for r in results)
     iou_types = ["bbox"]
@@ -272,9 +228,15 @@ def report_scoring(plan: ScoringPlan, scored: _Scored, out_dir: str, confusion_m
 
 def score_coco(gt_doc: Dict, results: List[Dict], out_dir, *, confusion_min_score: float = 0.5,
                extra_notes: Optional[List[str]] = None) -> ScoreResult:
-    """Score in-memory COCO ground truth and results (see `score_files`)."""
+    """Score in-memory COCO ground truth and results (see `score_files`). Both are checked and
+    renumbered first (`tfod_seg.evaluation.inputs`), so ids from 0 or of any order score the
+    same as ids from 1."""
+    return _score_checked(check_inputs(gt_doc, results), out_dir, confusion_min_score, extra_notes)
+
+
+def _score_checked(inputs: CocoInputs, out_dir, confusion_min_score: float, notes: Optional[List[str]]) -> ScoreResult:
     out_dir = io.makedirs(io.check_path(out_dir, "--out folder"), "--out folder")
-    plan = plan_scoring(gt_doc, results, extra_notes)
+    plan = plan_scoring(inputs.gt_doc, inputs.results, notes)
     scored = execute_scoring(plan, confusion_min_score=confusion_min_score)
     report_scoring(plan, scored, out_dir, confusion_min_score)
     return scored.result
