@@ -241,3 +241,34 @@ def test_flags_from_options_uses_flag_metadata():
     flags = pf.flags_from_options(Opts("c.yaml", "gs://b/run", "runs/old", "tpu"), num_tpu_cores=32)
     assert flags == {"--model_dir": "gs://b/run", "--checkpoint": "runs/old", "--strategy": "tpu",
                      "--num_tpu_cores": 32}
+
+
+# -- through the CLI (fails before any training starts) -----------------------------------------
+def test_cli_train_tpu_lists_local_paths(tmp_path, capsys):
+    from tfod_seg.cli import main
+
+    cfg = _garden_config(tmp_path, train="/data/train-*")
+    code = main(["train", "--pipeline_config_path", cfg, "--model_dir", "runs/a", "--strategy", "tpu",
+                 "--tpu_name", "my-tpu", "--num_tpu_cores", "32"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert err.startswith("error: preflight (garden train, strategy tpu): 2 problem(s)")
+    assert f"3 path(s) are not gs://: --pipeline_config_path {cfg}; --model_dir runs/a; " \
+           "task.train_data.input_path /data/train-*" in err
+    assert "task.train_data.global_batch_size 8 is not divisible by the 32 TPU cores (--num_tpu_cores)" in err
+    assert not (tmp_path / "runs").exists() and not os.path.exists("runs/a")
+
+
+def test_cli_gpu_without_gpu_and_tfod_use_tpu(tmp_path, capsys):
+    from tfod_seg.cli import main
+
+    code = main(["train", "--pipeline_config_path", _garden_config(tmp_path), "--model_dir", str(tmp_path / "m"),
+                 "--strategy", "gpu"])
+    err = capsys.readouterr().err
+    if pf.visible_devices().gpus == 0:
+        assert code == 2 and "--strategy gpu but TensorFlow sees no GPU" in err
+    cfg = _tfod_config(tmp_path, val="/data/val")
+    code = main(["evaluate", "--pipeline_config_path", cfg, "--checkpoint_dir", "gs://b/run", "--use_tpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and "eval_input_reader.tf_record_input_reader.input_path /data/val-?????-of-00032.tfrecord" in err
+    assert "eval_config.batch_size 1 is not divisible by the 8 TPU cores" in err

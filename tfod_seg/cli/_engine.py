@@ -28,9 +28,10 @@ def prepare(mode: str, args, options):
 
     engine = engine_for(options.config_path, getattr(args, "engine", None))
     check_supported(engine, options)
-    report = preflight(mode, engine.name, options.config_path, flags_from_options(options))
-    for note in report.notes:
-        logger.info("%s", note)
+    flags = flags_from_options(options, num_tpu_cores=getattr(args, "num_tpu_cores", None))
+    report = preflight(mode, engine.name, options.config_path, flags)
+    for note in report.notes:  # e.g. "strategy auto picked gpu (1 GPU visible)"
+        print(f"preflight: {note}", file=sys.stderr)
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return engine

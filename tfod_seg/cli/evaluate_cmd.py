@@ -42,6 +42,8 @@ def add_arguments(parser) -> None:
                       help="where TFOD2 writes eval summaries (default: --checkpoint_dir)")
     tfod.add_argument("--sample_1_of_n_eval_examples", type=int, default=None, metavar="N")
     tfod.add_argument("--use_tpu", action="store_true", default=None)
+    tfod.add_argument("--num_tpu_cores", type=int, default=8, metavar="N",
+                      help="with --use_tpu: TPU cores the eval batch is split over (preflight check)")
     tfod.add_argument("--config_override", default=None, metavar="TEXT")
     add_tfod_python(tfod)
     tfod.add_argument("--log_file", default=None, metavar="PATH",

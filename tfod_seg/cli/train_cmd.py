@@ -49,6 +49,8 @@ def add_arguments(parser) -> None:
                         help="distribution: auto picks multi_worker with TF_CONFIG, mirrored with several "
                              "GPUs, gpu with one, else cpu")
     parser.add_argument("--tpu_name", default=None, help="TPU name or grpc:// address (with --strategy tpu)")
+    parser.add_argument("--num_tpu_cores", type=int, default=8, metavar="N",
+                        help="TPU cores the batch is split over (preflight check; 8 for a v2-8/v3-8)")
     parser.add_argument("--num_workers", type=int, default=1,
                         help="number of workers; > 1 means multi_worker (checked against TF_CONFIG)")
     parser.add_argument("--mixed_precision", action="store_true",

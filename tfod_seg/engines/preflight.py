@@ -304,6 +304,8 @@ def check_job(job: Job, devices: Devices) -> PreflightReport:
         raise PreflightError("\n  ".join([head] + errors))
     device = describe_device(strategy, devices, replicas)
     notes.append(f"{job.mode} on {device}, {replicas} replica(s)")
+    if job.mode == "export":
+        notes = []  # export runs on one device whatever the strategy: nothing worth saying
     return PreflightReport(job.mode, job.engine, strategy, device, replicas, notes, warnings)
 
 
