@@ -23,6 +23,12 @@ The fixes (each applied only when the name is missing; `applied()` lists what wa
 * ``PIL.ImageFont.FreeTypeFont.getsize`` (and ``ImageFont``/``TransposedFont``): removed in
   Pillow 10; ``visualization_utils.draw_bounding_box_on_image`` measures its labels with it.
   Not pinned instead: tfod-seg, installed in the same environment, needs Pillow >= 10.
+* ``COCOEvalWrapper.category_stats`` (``object_detection.metrics.coco_tools``): per-category
+  COCO metrics that only the TensorFlow fork of pycocotools computed in ``summarize()``; with
+  PyPI's pycocotools, ``eval_config { include_metrics_per_category: true }`` made
+  ``model_main_tf2 --checkpoint_dir`` fail with ``ValueError: Category stats do not exist``.
+  Computed here from ``eval['precision']``/``eval['recall']`` the way ``summarize()`` computes
+  ``stats``, one column per category of ``params.catIds``. No fork is published on PyPI to pin.
 """
 
 from __future__ import annotations
@@ -91,10 +97,61 @@ def _pil_image_font(module) -> list[str]:
     return done
 
 
+# (average precision?, IoU threshold or None for .50:.95, area range, index into params.maxDets):
+# the rows of COCOeval.stats, in its order.
+_STATS = {
+    "bbox": [(True, None, "all", -1), (True, 0.5, "all", -1), (True, 0.75, "all", -1),
+             (True, None, "small", -1), (True, None, "medium", -1), (True, None, "large", -1),
+             (False, None, "all", 0), (False, None, "all", 1), (False, None, "all", 2),
+             (False, None, "small", -1), (False, None, "medium", -1), (False, None, "large", -1)],
+    "keypoints": [(True, None, "all", -1), (True, 0.5, "all", -1), (True, 0.75, "all", -1),
+                  (True, None, "medium", -1), (True, None, "large", -1), (False, None, "all", -1),
+                  (False, 0.5, "all", -1), (False, 0.75, "all", -1), (False, None, "medium", -1),
+                  (False, None, "large", -1)],
+}
+_STATS["segm"] = _STATS["bbox"]
+
+
+def category_stats(coco_eval):
+    """``[len(stats), len(params.catIds)]``: COCOeval's summary metrics per category (-1: none)."""
+    import numpy as np
+
+    p = coco_eval.params
+    rows = _STATS["keypoints" if p.iouType == "keypoints" else "bbox"]
+    out = np.full((len(rows), len(p.catIds)), -1.0)
+    for r, (ap, iou, area, max_index) in enumerate(rows):
+        values = coco_eval.eval["precision" if ap else "recall"]  # [T, R, K, A, M] / [T, K, A, M]
+        if iou is not None:
+            values = values[np.where(np.isclose(p.iouThrs, iou))[0]]
+        a, m = p.areaRngLbl.index(area), max_index % len(p.maxDets)
+        for k in range(len(p.catIds)):
+            v = values[:, :, k, a, m] if ap else values[:, k, a, m]
+            v = v[v > -1]
+            out[r, k] = float(np.mean(v)) if v.size else -1.0
+    return out
+
+
+def _coco_tools(module) -> list[str]:
+    wrapper = getattr(module, "COCOEvalWrapper", None)
+    if wrapper is None or getattr(wrapper.summarize, "tfod_seg_compat", False):
+        return []
+    original = wrapper.summarize
+
+    def summarize(self):
+        original(self)
+        if not hasattr(self, "category_stats"):  # PyPI pycocotools; the TF fork sets it itself
+            self.category_stats = category_stats(self)
+
+    summarize.tfod_seg_compat = True
+    wrapper.summarize = summarize
+    return ["COCOEvalWrapper.category_stats"]
+
+
 FIXES = {
     "tensorflow.python.ops.control_flow_ops": _control_flow_ops,
     "numpy": _numpy,
     "PIL.ImageFont": _pil_image_font,
+    "object_detection.metrics.coco_tools": _coco_tools,
 }
 
 
