@@ -18,7 +18,8 @@ is reported as ``file:line: unknown key 'task.model.nm_classes'; nearest valid k
 instead of Model Garden's bare ``KeyError`` (and a key below a field that is ``None`` by
 default, which Model Garden would accept silently, is checked too).
 
-Model Garden is imported inside the functions: importing this module stays light.
+Model Garden is imported inside the functions: importing this module stays light. Files are read
+and written through `tfod_seg.io` (local paths or URLs).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import os
 import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from tfod_seg import io
 from tfod_seg.errors import ConfigError
 
 HEADER_RE = re.compile(r"^#\s*tfod-seg experiment:\s*(?P<name>[A-Za-z0-9_.\-]+)\s*$")
@@ -103,27 +105,25 @@ def parse_yaml_text(text: str, source: str) -> Tuple[Dict[str, Any], Dict[str, i
 
 def read_header(path: str | os.PathLike) -> Optional[str]:
     """The experiment name from the ``# tfod-seg experiment: <name>`` line, or None."""
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            m = HEADER_RE.match(line.strip())
-            if m:
-                return m.group("name")
-            if line.strip() and not line.lstrip().startswith("#"):
-                break
+    for line in io.read_text(path, ConfigError, "experiment file").splitlines():
+        m = HEADER_RE.match(line.strip())
+        if m:
+            return m.group("name")
+        if line.strip() and not line.lstrip().startswith("#"):
+            break
     return None
 
 
 def read_header_comments(path: str | os.PathLike) -> List[str]:
     """The leading comment block of a file, without the ``#`` (for `tfod-seg templates`)."""
     out = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            s = line.strip()
-            if not s.startswith("#"):
-                if s:
-                    break
-                continue
-            out.append(s[1:].strip())
+    for line in io.read_text(path, ConfigError, "config file").splitlines():
+        s = line.strip()
+        if not s.startswith("#"):
+            if s:
+                break
+            continue
+        out.append(s[1:].strip())
     return out
 
 
@@ -289,10 +289,8 @@ def load_experiment(yaml_path: str | os.PathLike, overrides: Optional[Mapping[st
     ``exp_factory.get_exp_config(name)`` + the YAML (strict) + ``overrides`` (strict; nested
     dict or dotted keys such as ``{"trainer.train_steps": 100}``), then validated.
     """
-    from tfod_seg.io import read_text
-
     path = os.fspath(yaml_path)
-    text = read_text(path, ConfigError, "experiment file")
+    text = io.read_text(path, ConfigError, "experiment file")
     name = None
     for line in text.splitlines():
         m = HEADER_RE.match(line.strip())
@@ -377,10 +375,8 @@ def experiment_yaml(cfg, experiment_name: str, header: Iterable[str] = (), *, fu
 def dump_experiment(cfg, path: str | os.PathLike, experiment_name: str, header: Iterable[str] = (),
                     *, full: bool = False) -> str:
     """Write ``cfg`` atomically as a tfod-seg experiment YAML (see `experiment_yaml`); return the path."""
-    from tfod_seg.io import atomic_write_text
-
     path = os.fspath(path)
-    atomic_write_text(path, experiment_yaml(cfg, experiment_name, header, full=full))
+    io.atomic_write_text(path, experiment_yaml(cfg, experiment_name, header, full=full))
     return path
 
 
