@@ -38,6 +38,25 @@ def test_gs_without_credentials_one_line_exit_2_nothing_local(no_gcloud, tmp_pat
     assert os.listdir(work) == [] and not (tmp_path / "gs:").exists()
 
 
+def test_gs_read_without_credentials_one_line(no_gcloud, capsys):
+    # reads stay anonymous-capable (public buckets), so TensorFlow is asked; its failure is one line
+    code = main(["inspect", "gs://some-bucket/rec/train-*.tfrecord"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "Traceback" not in err[0]
+    assert err[0].startswith("error: gs://some-bucket/rec/train-*.tfrecord: cannot ")
+    assert "no Google Cloud credentials found" in err[0] or "access denied" in err[0]
+
+
+@pytest.mark.parametrize("call", [
+    lambda: io.makedirs("gs://b/x"), lambda: io.atomic_write_text("gs://b/x/a.txt", "a"),
+    lambda: io.copy(__file__, "gs://b/x/c.py"), lambda: io.remove("gs://b/x/a.txt"), lambda: io.rmtree("gs://b/x"),
+])
+def test_gs_writes_without_credentials_fail_before_tensorflow(no_gcloud, call):
+    with pytest.raises(io.PathError, match=r"^gs://b/x.*: cannot write the .* to Cloud Storage: no Google Cloud "
+                                           r"credentials found \(run `gcloud auth application-default login`"):
+        call()
+
+
 def test_explicit_no_gce_check_kept_and_gce_untouched(monkeypatch):
     monkeypatch.setenv("NO_GCE_CHECK", "false")
     io.prepare_gcs()

@@ -58,7 +58,8 @@ def _gfile():
     return tf.io.gfile
 
 
-_checked_schemes: dict = {}
+# gs:// is built into TensorFlow's Linux/macOS/Windows wheels: no probe (which would import it).
+_checked_schemes: dict = {"gs": True}
 
 
 def check_path(path, what: str = "path") -> str:
@@ -160,6 +161,14 @@ def explain_url_error(e: BaseException, path: str) -> str:
     if type(e).__name__ == "NotFoundError" and "bucket" in msg.lower():
         return f"the bucket does not exist ({msg})"
     return msg
+
+
+def _require_write_credentials(p: str, what: str) -> None:
+    """Writing to Cloud Storage needs credentials (anonymous writes are refused): say so at
+    once, before TensorFlow is even imported. Reads stay anonymous-capable (public buckets)."""
+    if scheme(p) == "gs" and gcs_credentials() is None:
+        raise PathError(f"{p}: cannot write the {what} to Cloud Storage: no Google Cloud credentials found "
+                        f"({CREDENTIALS_HINT})")
 
 
 @contextlib.contextmanager
@@ -385,6 +394,7 @@ def makedirs(path, what: str = "output folder") -> str:
     """Create folder ``path`` (and parents); a file in the way raises `PathError`."""
     p = check_path(path, what)
     if is_url(p):
+        _require_write_credentials(p, what)
         g = _gfile()
         with _url_errors(p, f"create the {what}"):
             if g.exists(p) and not g.isdir(p):
@@ -407,6 +417,7 @@ def makedirs(path, what: str = "output folder") -> str:
 def remove(path) -> None:
     p = check_path(path)
     if is_url(p):
+        _require_write_credentials(p, "change")
         with _url_errors(p, "remove it"):
             _gfile().remove(p)
     else:
@@ -416,6 +427,7 @@ def remove(path) -> None:
 def rmtree(path) -> None:
     p = check_path(path)
     if is_url(p):
+        _require_write_credentials(p, "change")
         with _url_errors(p, "remove the folder"):
             _gfile().rmtree(p)
     else:
@@ -427,6 +439,7 @@ def copy(src, dst, overwrite: bool = True) -> None:
     if not is_url(s) and not is_url(d):
         shutil.copyfile(s, d)
     else:
+        _require_write_credentials(d, "copy")
         with _url_errors(d if is_url(d) else s, f"copy {s} to {d}"):
             _gfile().copy(s, d, overwrite=overwrite)
 
@@ -436,6 +449,7 @@ def rename(src, dst, overwrite: bool = True) -> None:
     if not is_url(s) and not is_url(d):
         os.replace(s, d)
     else:
+        _require_write_credentials(d, "renamed file")
         with _url_errors(d if is_url(d) else s, f"rename {s} to {d}"):
             _gfile().rename(s, d, overwrite=overwrite)
 
@@ -457,6 +471,7 @@ def atomic_path(path, what: str = "output file") -> Iterator[str]:
     for a URL). On any error the temporary file is removed and ``path`` is untouched. The file
     gets the user's normal permissions (umask), not mkstemp's 0600."""
     p = check_path(path, what)
+    _require_write_credentials(p, what)
     _check_target(p, what)
     if is_url(p):
         makedirs(dirname(p), "output folder")
@@ -465,6 +480,8 @@ def atomic_path(path, what: str = "output file") -> Iterator[str]:
         try:
             yield tmp
             with _url_errors(p, f"upload the {what}"):
+                if scheme(p) == "ram" and _gfile().exists(p):
+                    _gfile().remove(p)  # TF's ram:// filesystem appends on overwrite
                 _gfile().copy(tmp, p, overwrite=True)
         finally:
             with contextlib.suppress(FileNotFoundError):
