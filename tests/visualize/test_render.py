@@ -7,7 +7,7 @@ from PIL import Image
 from tests.evaluation.synthetic import H, W, gt_doc, make_records, predictions
 from tfod_seg.cli import main
 from tfod_seg.errors import UserError
-from tfod_seg.visualize.draw import draw_instances, instance_colors, semantic_map
+from tfod_seg.inference.draw import draw_instances, instance_colors, semantic_map
 from tfod_seg.visualize.render import render
 
 

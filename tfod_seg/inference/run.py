@@ -343,7 +343,7 @@ class ImageWriter:
         return [it.name if it else f"class_{c}" for it, c in zip(items, det.classes.tolist())]
 
     def __call__(self, index, image, outputs, j) -> Dict:
-        from tfod_seg.visualize.draw import draw_detections, semantic_map
+        from tfod_seg.inference.draw import draw_detections, semantic_map
 
         plan = self.plan
         path, stem = plan.readable[index], plan.stems[index]

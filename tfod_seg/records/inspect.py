@@ -15,9 +15,10 @@ import collections
 import os
 from typing import Dict, List, Optional
 
+from tfod_seg import io
 from tfod_seg.labelmap import LabelMap
 from tfod_seg.records.convert import class_count_lines
-from tfod_seg.records.reader import RecordExample, iter_raw_records, parse_example
+from tfod_seg.records.reader import RecordExample, decode_png_mask, iter_raw_records, parse_example
 
 # COCO's small / medium / large split (mask area in pixels)
 SMALL, LARGE = 32 ** 2, 96 ** 2
@@ -48,9 +49,7 @@ def check_example(ex: RecordExample, label_map: Optional[LabelMap] = None) -> Li
                         f"{ex.width}x{ex.height}")
     for k, raw in enumerate(ex.raw_masks or []):
         if isinstance(raw, bytes):
-            from tfod_seg.records.reader import _decode_png_mask
-
-            vals = np.unique(_decode_png_mask(raw, ex.path))
+            vals = np.unique(decode_png_mask(raw, ex.path))
         else:
             vals = np.unique(raw)
         if not set(vals.tolist()) <= {0, 1}:
@@ -167,12 +166,11 @@ def render_overlay(ex: RecordExample, out_dir: str, label_map: Optional[LabelMap
         ty = max(0, box[1] - 12)
         draw.rectangle((box[0], ty, box[0] + tw + 4, ty + 12), fill=c)
         draw.text((box[0] + 2, ty), text, fill=(0, 0, 0))
-    os.makedirs(out_dir, exist_ok=True)
-    stem = os.path.splitext(os.path.basename(ex.filename or ex.source_id or "image"))[0]
-    out = os.path.join(out_dir, f"{os.path.splitext(os.path.basename(ex.path))[0]}_{ex.index:05d}_{stem}.png")
-    from tfod_seg.io import atomic_path
-
-    with atomic_path(out) as tmp:
+    io.makedirs(out_dir, "overlay folder")
+    stem = os.path.splitext(os.path.basename((ex.filename or ex.source_id or "image").replace("\\", "/")))[0]
+    stem = "".join(c if c.isalnum() or c in "-_. " else "_" for c in stem)[:100] or "image"
+    out = io.join(out_dir, f"{os.path.splitext(io.basename(ex.path))[0]}_{ex.index:05d}_{stem}.png")
+    with io.atomic_path(out) as tmp:
         pil.save(tmp, format="PNG")
     return out
 

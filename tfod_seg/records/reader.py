@@ -8,11 +8,11 @@ TFOD convention, normalised ``[ymin, xmin, ymax, xmax]``.
 from __future__ import annotations
 
 import dataclasses
-import glob
-import io
 import os
 from typing import TYPE_CHECKING, Iterator, List, Optional, Sequence, Union
 
+from tfod_seg import io
+from tfod_seg.data.images import decode_rgb, open_image
 from tfod_seg.errors import UserError
 
 if TYPE_CHECKING:
@@ -22,20 +22,24 @@ if TYPE_CHECKING:
 def expand_patterns(patterns: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]) -> List[str]:
     """Glob patterns (or plain paths, or a comma-separated string) → sorted unique file list.
 
-    A directory stands for ``DIR/*.tfrecord``. Raises `UserError` naming the first pattern
-    that matches nothing.
+    A directory stands for ``DIR/*.tfrecord``. Paths may be URLs. Raises `UserError` naming
+    the first pattern that matches nothing.
     """
     if isinstance(patterns, (str, os.PathLike)):
         patterns = [p for p in os.fspath(patterns).split(",") if p.strip()]
     files = set()
     for pattern in patterns:
-        pattern = os.path.expanduser(os.fspath(pattern).strip())
-        if os.path.isdir(pattern):
-            matched = glob.glob(os.path.join(glob.escape(pattern), "*.tfrecord"))
+        pattern = io.check_path(os.fspath(pattern).strip(), "record pattern")
+        if not io.is_url(pattern):
+            pattern = os.path.expanduser(pattern)
+        is_dir = io.isdir(pattern)
+        if is_dir:
+            matched = [m for m in io.listdir(pattern) if m.endswith(".tfrecord")]
+            matched = [io.join(pattern, m) for m in matched if io.isfile(io.join(pattern, m))]
         else:
-            matched = [m for m in glob.glob(pattern) if os.path.isfile(m)]
+            matched = [m for m in io.glob(pattern) if io.isfile(m)]
         if not matched:
-            where = "directory has no *.tfrecord files" if os.path.isdir(pattern) else "no file matches"
+            where = "directory has no *.tfrecord files" if is_dir else "no file matches"
             raise UserError(f"{pattern}: {where} (expected TFRecord files, e.g. 'out/train-*.tfrecord')")
         files.update(matched)
     return sorted(files)
@@ -64,18 +68,19 @@ class RecordExample:
 
     def image(self) -> "np.ndarray":
         """The image as uint8 ``(H, W, 3)`` RGB (no EXIF handling: records are stored upright)."""
-        from tfod_seg.data.images import decode_rgb
-
         return decode_rgb(self.encoded, source=f"{self.path}#{self.index}", apply_exif=False)
 
 
-def _decode_png_mask(data: bytes, where: str) -> "np.ndarray":
+def decode_png_mask(data: bytes, where: str) -> "np.ndarray":
+    """A stored instance-mask PNG → 2-D array (values as stored); `UserError` naming ``where``
+    when it is not a readable PNG or is over the pixel limit."""
     import numpy as np
-    from PIL import Image
 
     try:
-        img = Image.open(io.BytesIO(data))
+        img = open_image(data, where)
         img.load()
+    except UserError:
+        raise
     except Exception as e:
         raise UserError(f"{where}: instance mask is not a readable PNG ({e})") from None
     arr = np.asarray(img)
@@ -128,7 +133,7 @@ def parse_example(serialized: bytes, path: str = "", index: int = 0, decode_mask
         if feat.HasField("bytes_list"):
             raw_masks = list(feat.bytes_list.value)
             if decode_masks and raw_masks:
-                masks = (np.stack([_decode_png_mask(m, where) for m in raw_masks]) > 0).astype(np.uint8)
+                masks = (np.stack([decode_png_mask(m, where) for m in raw_masks]) > 0).astype(np.uint8)
         elif feat.HasField("float_list"):
             vals = np.asarray(feat.float_list.value, np.float32)
             raw_masks = [vals]
@@ -164,6 +169,9 @@ def iter_raw_records(patterns) -> Iterator[tuple]:
             detail = e.message.splitlines()[0] if e.message else type(e).__name__
             raise UserError(f"{path}: record {idx} cannot be read: not a TFRecord file, truncated or corrupt "
                             f"({detail}; {idx} records before it were read)") from None
+        except tf.errors.OpError as e:  # permission denied, vanished file, ...
+            detail = e.message.splitlines()[0] if e.message else type(e).__name__
+            raise UserError(f"{path}: cannot read the TFRecord file ({detail})") from None
 
 
 def iter_records(patterns) -> Iterator[RecordExample]:

@@ -1,2 +1,2 @@
-"""Drawing instance masks, boxes and labels (`draw`) and rendering ground truth and
-predictions side by side (`render`)."""
+"""Rendering ground truth and predictions side by side (`render`); the drawing primitives it
+uses live in `tfod_seg.inference.draw` (inference draws overlays with them too)."""

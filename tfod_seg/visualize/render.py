@@ -19,7 +19,18 @@ from typing import Dict, Iterator, List, Optional
 
 import numpy as np
 
+from tfod_seg.annotations import open_reader
+from tfod_seg.data.images import decode_rgb, load_rgb
+from tfod_seg.data.masks import rasterize
 from tfod_seg.errors import UserError
+from tfod_seg.inference.detections import Detections
+from tfod_seg.inference.draw import draw_detections, draw_instances, side_by_side, titled
+from tfod_seg.inference.formats import write_png
+from tfod_seg.inference.predict import Predictor, find_label_map
+from tfod_seg.inference.run import list_images
+from tfod_seg.io import read_json
+from tfod_seg.labelmap import LabelMap, read_label_map
+from tfod_seg.records.reader import iter_records
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +53,6 @@ class View:
 
 
 def _from_records(records, label_map) -> Iterator[View]:
-    from tfod_seg.records.reader import iter_records
 
     for i, rec in enumerate(iter_records(records)):
         h, w = rec.height, rec.width
@@ -59,8 +69,6 @@ def _from_records(records, label_map) -> Iterator[View]:
 def _from_samples(stream, image_id_of=None) -> Iterator[View]:
     """Views from a `SampleStream` of the one data model (LabelMe, COCO readers); masks are
     rasterised per image as they are drawn. Skips the reader counted are logged at the end."""
-    from tfod_seg.data.images import decode_rgb, load_rgb
-    from tfod_seg.data.masks import rasterize
 
     for sample in stream:
         image = load_rgb(sample.image_path) if sample.image_path else decode_rgb(sample.image_bytes)
@@ -75,15 +83,13 @@ def _from_samples(stream, image_id_of=None) -> Iterator[View]:
 
 
 def _from_labelme(root) -> Iterator[View]:
-    from tfod_seg.annotations.labelme import read_labelme
 
-    return _from_samples(read_labelme(root, allow_outside_root=True))
+    return _from_samples(open_reader("labelme", root, allow_outside_root=True))
 
 
 def _from_coco(json_path, image_dir) -> Iterator[View]:
-    """COCO ground truth through `tfod_seg.annotations.coco.read_coco`; the COCO image id (the
+    """COCO ground truth through the ``coco`` reader; the COCO image id (the
     sample's ``source_id``) is kept to match results files that use the same ids."""
-    from tfod_seg.annotations.coco import read_coco
 
     def image_id_of(sample):
         try:
@@ -91,12 +97,10 @@ def _from_coco(json_path, image_dir) -> Iterator[View]:
         except (TypeError, ValueError):
             return None
 
-    return _from_samples(read_coco(json_path, image_dir), image_id_of)
+    return _from_samples(open_reader("coco", json_path, image_dir=image_dir, allow_outside_root=True), image_id_of)
 
 
 def _from_images(images) -> Iterator[View]:
-    from tfod_seg.data.images import load_rgb
-    from tfod_seg.inference.run import list_images
 
     for path in list_images(images):
         yield View(os.path.basename(path), load_rgb(path))
@@ -106,7 +110,6 @@ class _ResultsIndex:
     """COCO results grouped by image, found by image id or file name."""
 
     def __init__(self, path: str):
-        from tfod_seg.io import read_json
 
         results = read_json(path, what="COCO results JSON file")
         if isinstance(results, dict) and "annotations" in results:
@@ -131,7 +134,6 @@ class _ResultsIndex:
     def detections(self, view: View, min_score: float):
         from pycocotools import mask as mask_utils
 
-        from tfod_seg.inference.detections import Detections
 
         image_id = self.by_name.get(os.path.basename(view.key), view.image_id) if self.by_name else view.image_id
         h, w = view.image.shape[:2]
@@ -154,10 +156,6 @@ def render(out_dir, *, records=None, labelme=None, coco=None, image_dir=None, im
     """Write ``out_dir/<image stem>.png`` for each image: ground truth, predictions, or both
     side by side (ground truth left). Returns ``{"written", "out_dir", "with_gt",
     "with_predictions", "unmatched_predictions"}``."""
-    from tfod_seg.inference.predict import Predictor, find_label_map
-    from tfod_seg.inference.formats import write_png
-    from tfod_seg.labelmap import LabelMap, read_label_map
-    from tfod_seg.visualize.draw import draw_detections, draw_instances, side_by_side, titled
 
     sources = [s for s in (records, labelme, coco, images) if s is not None]
     if len(sources) != 1:

@@ -11,6 +11,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from tfod_seg.inference.formats import mask_bounds
+
 _GOLDEN = 0.618033988749895
 
 
@@ -33,8 +35,6 @@ def draw_instances(image: np.ndarray, *, masks: Optional[np.ndarray] = None, box
     ``"label 0.93"`` written above the box. Any of masks/boxes/labels/scores may be None.
     ``bounds``: each mask's `tfod_seg.inference.formats.mask_bounds` when already known."""
     import cv2
-
-    from tfod_seg.inference.formats import mask_bounds
 
     img = np.ascontiguousarray(image, dtype=np.uint8).copy()
     if img.ndim == 2:
