@@ -1,4 +1,4 @@
-"""Shared pytest set-up. Markers are registered here so the top level stays as the brief fixes it."""
+"""Shared pytest set-up. Markers are registered here, so the top level needs no pytest.ini."""
 
 import os
 
@@ -13,8 +13,4 @@ def pytest_configure(config):
 # Heavy shared fixtures (a tiny trained Model Garden model and its export, built once per
 # session) live in tests/garden_fixtures.py, owned by the engine tests; imported here so every
 # test folder can use them.
-try:
-    from tests.garden_fixtures import *  # noqa: F401,F403
-except ModuleNotFoundError as e:  # not written yet
-    if e.name != "tests.garden_fixtures":
-        raise
+from tests.garden_fixtures import *  # noqa: E402,F401,F403

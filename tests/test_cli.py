@@ -4,19 +4,37 @@ import sys
 from tfod_seg.cli import main
 
 
-def test_help_does_not_import_tensorflow():
+HEAVY = ("tensorflow", "official", "object_detection", "cv2", "pycocotools", "matplotlib", "apache_beam",
+         "google.cloud", "tf2onnx", "onnxruntime", "numpy", "PIL", "lxml")
+
+
+def test_help_of_every_command_imports_no_heavy_stack():
+    # One interpreter: `tfod-seg --help` and every `tfod-seg COMMAND --help` (which builds all
+    # parsers); then no heavy module may be loaded.
     code = (
         "import sys\n"
-        "from tfod_seg.cli import main\n"
-        "try:\n"
-        "    main(['--help'])\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "heavy = [m for m in ('tensorflow', 'official', 'numpy', 'cv2', 'matplotlib') if m in sys.modules]\n"
+        "before = set(sys.modules)  # namespace stubs from .pth files (google.cloud) load at start-up\n"
+        "from tfod_seg.cli import SUBCOMMANDS, main\n"
+        "for argv in [['--help']] + [[c, '--help'] for c in SUBCOMMANDS]:\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        f"heavy = [h for h in {HEAVY!r} if any(m == h or m.startswith(h + '.') for m in set(sys.modules) - before)]\n"
         "print('HEAVY', heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "HEAVY []" in out, out
+    assert "HEAVY []" in out, out[-2000:]
+
+
+def test_a_missing_subcommand_module_fails_loudly(monkeypatch):
+    import pytest
+
+    import tfod_seg.cli as cli
+
+    monkeypatch.setattr(cli, "SUBCOMMANDS", cli.SUBCOMMANDS + ["no_such"])
+    with pytest.raises(ModuleNotFoundError, match="tfod_seg.cli.no_such_cmd"):
+        cli.build_parser()
 
 
 def test_python_dash_m_entry_point_lists_subcommands():

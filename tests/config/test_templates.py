@@ -48,7 +48,7 @@ def test_template_generates_a_clean_config(template, records, tmp_path, checkpoi
     else:
         from tfod_seg.pbtxt import PbtxtDocument, validate_with_schema
 
-        validate_with_schema(out)  # real schema when TFOD2 is importable (helper E's env), else no-op
+        validate_with_schema(out)  # real schema when TFOD2 is importable (the TFOD2 environment), else no-op
         assert PbtxtDocument.load(template).dump() == open(template).read()  # byte-identical round trip
 
 

@@ -41,7 +41,7 @@ def predictions(gt, dx=0, score=0.9, category_map=None):
 
 
 def make_records(tmp_path, n=3):
-    """TFRecords of colour shapes through helper A's converter (the real writer)."""
+    """TFRecords of colour shapes through tfod-seg's converter (the real writer)."""
     import io
 
     from PIL import Image

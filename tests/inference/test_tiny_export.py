@@ -1,4 +1,4 @@
-"""One integration test on the session's real tiny Model Garden export (C2's `tiny_export`
+"""One integration test on the session's real tiny Model Garden export (the `tiny_export`
 fixture in tests/garden_fixtures.py): infer with every format, then score on the val records."""
 
 import json

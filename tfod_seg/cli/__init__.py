@@ -48,12 +48,8 @@ class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaults
 
 
 def _load(name: str):
-    try:
-        return importlib.import_module(f"tfod_seg.cli.{name}_cmd")
-    except ModuleNotFoundError as e:
-        if e.name == f"tfod_seg.cli.{name}_cmd":
-            return None  # subcommand not built yet
-        raise
+    """The subcommand module; a missing one is an error (every name in SUBCOMMANDS must exist)."""
+    return importlib.import_module(f"tfod_seg.cli.{name}_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,8 +64,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         mod = _load(name)
-        if mod is None:
-            continue
         p = sub.add_parser(
             mod.NAME,
             help=mod.HELP,
