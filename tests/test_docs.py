@@ -321,17 +321,37 @@ def top_level(tree: ast.Module) -> Dict[str, ast.AST]:
                 if isinstance(t, ast.Name):
                     names[t.id] = node
                     if t.id == "__all__" and isinstance(node.value, (ast.List, ast.Tuple)):
-                        names.update({e.value: node for e in node.value.elts if isinstance(e, ast.Constant)})
+                        for e in node.value.elts:
+                            if isinstance(e, ast.Constant):
+                                names.setdefault(e.value, node)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             names.update({(a.asname or a.name).split(".")[0]: node for a in node.names})
     return names
 
 
-def accepted_keywords(fn: ast.FunctionDef) -> Optional[Set[str]]:
-    """Keyword names ``fn`` accepts, or None when it takes ``**kwargs``."""
-    if fn.args.kwarg is not None:
+def accepted_keywords(node: ast.AST) -> Optional[Set[str]]:
+    """Keyword names a function (or a dataclass, by its fields) accepts; None when unknown or
+    ``**kwargs``."""
+    if isinstance(node, ast.ClassDef):
+        init = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+        if init is not None:
+            return accepted_keywords(init)
+        is_dataclass = any("dataclass" in ast.unparse(d) for d in node.decorator_list)
+        fields = {n.target.id for n in node.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+        return fields if is_dataclass and fields else None
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or node.args.kwarg is not None:
         return None
-    return {a.arg for a in fn.args.args + fn.args.kwonlyargs}
+    return {a.arg for a in node.args.args + node.args.kwonlyargs}
+
+
+def _definition(module: str, name: str, defined: Dict[str, ast.AST], depth: int = 0) -> Optional[ast.AST]:
+    """The def/class ``name`` of ``module``, following ``from tfod_seg.x import name`` re-exports."""
+    node = defined.get(name)
+    if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tfod_seg") and depth < 3:
+        path = module_file(node.module)
+        if path is not None:
+            return _definition(node.module, name, top_level(ast.parse(path.read_text(encoding="utf-8"))), depth + 1)
+    return node
 
 
 PY_BLOCKS = [(doc, start, lines) for doc in DOCS for lang, start, lines in fenced_blocks(doc) if lang == "python"]
@@ -344,7 +364,7 @@ def test_python_snippet_names_exist(doc: Path, start: int, lines: List[str]):
         tree = ast.parse("\n".join(lines))
     except SyntaxError as e:
         pytest.fail(f"{doc.relative_to(ROOT)}:{start + (e.lineno or 1) - 1}: not valid Python: {e.msg}")
-    functions: Dict[str, Tuple[str, ast.FunctionDef]] = {}
+    functions: Dict[str, Tuple[str, ast.AST]] = {}
     problems = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "tfod_seg":
@@ -357,8 +377,10 @@ def test_python_snippet_names_exist(doc: Path, start: int, lines: List[str]):
                 sub = module_file(f"{node.module}.{alias.name}")
                 if alias.name not in defined and sub is None:
                     problems.append(f"{where}: {node.module} has no {alias.name}")
-                elif isinstance(defined.get(alias.name), ast.FunctionDef):
-                    functions[alias.asname or alias.name] = (f"{node.module}.{alias.name}", defined[alias.name])
+                else:
+                    target = _definition(node.module, alias.name, defined)
+                    if isinstance(target, (ast.FunctionDef, ast.ClassDef)):
+                        functions[alias.asname or alias.name] = (f"{node.module}.{alias.name}", target)
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.split(".")[0] == "tfod_seg" and module_file(alias.name) is None:
