@@ -890,8 +890,7 @@ def validate_with_schema(path: str | os.PathLike, text: Optional[str] = None):
     from google.protobuf import text_format
 
     if text is None:
-        with open(source, encoding="utf-8") as f:
-            text = f.read()
+        text = read_text(source, ConfigError, newline="")
     msg = pipeline_pb2.TrainEvalPipelineConfig()
     try:
         text_format.Parse(text, msg)

@@ -47,8 +47,8 @@ def run(args) -> int:
         summary = render(args.out, records=args.records, labelme=args.labelme, coco=args.coco, image_dir=args.image_dir,
                          images=args.images, model=args.model, predictions=args.predictions, label_map=args.label_map,
                          min_score=args.min_score, max_images=args.max_images, progress=bar)
-    what = " + ".join(x for x, on in (("ground truth", summary["with_gt"]), ("predictions", summary["with_predictions"])) if on)
-    print(f"wrote {summary['written']} image(s) ({what}) to {summary['out_dir']}")
-    if summary["unmatched_predictions"]:
-        print(f"{summary['unmatched_predictions']} image(s) could not be matched to a result image_id")
+    what = " + ".join(x for x, on in (("ground truth", summary.with_gt), ("predictions", summary.with_predictions)) if on)
+    print(f"wrote {summary.written} image(s) ({what}) to {summary.out_dir}")
+    if summary.unmatched_predictions:
+        print(f"{summary.unmatched_predictions} image(s) could not be matched to a result image_id")
     return 0
