@@ -460,6 +460,54 @@ def _umask() -> int:
     return mask
 
 
+def set_default_mode(path) -> None:
+    """Give a local file the user's normal permissions (``0666 & ~umask``): files made with
+    `tempfile.mkstemp` start as 0600. URLs are left alone (object stores have no modes)."""
+    p = os.fspath(path)
+    if not is_url(p):
+        os.chmod(p, 0o666 & ~_umask())
+
+
+def check_output_file(path, what: str = "output file") -> str:
+    """Fail early, before any work, when ``path`` cannot become a file: it is a folder, a file
+    is in the way of its folder, or that folder cannot be written. Creates nothing."""
+    p = check_path(path, what)
+    if is_url(p):
+        if _gfile().isdir(p):
+            raise PathError(f"{p}: {what} is a folder, expected a file path")
+        return p
+    if os.path.isdir(p):
+        raise PathError(f"{p}: {what} is a folder, expected a file path")
+    _check_creatable(os.path.dirname(os.path.abspath(p)), what)
+    return p
+
+
+def check_output_dir(path, what: str = "output folder") -> str:
+    """Fail early when ``path`` cannot be (or become) a writable folder. Creates nothing."""
+    p = check_path(path, what)
+    if is_url(p):
+        if _gfile().exists(p) and not _gfile().isdir(p):
+            raise PathError(f"{p}: {what} is a file, expected a folder")
+        return p
+    if os.path.exists(p) and not os.path.isdir(p):
+        raise PathError(f"{p}: {what} is a file, expected a folder")
+    _check_creatable(os.path.abspath(p), what)
+    return p
+
+
+def _check_creatable(folder: str, what: str) -> None:
+    existing = folder
+    while not os.path.exists(existing):
+        parent = os.path.dirname(existing)
+        if parent == existing:
+            break
+        existing = parent
+    if not os.path.isdir(existing):
+        raise PathError(f"{folder}: a file ({existing}) is in the way of the {what}'s folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PathError(f"{existing}: permission denied: cannot write the {what} there")
+
+
 def _check_target(p: str, what: str) -> None:
     if isdir(p):
         raise PathError(f"{p}: {what} is a folder, expected a file path")
