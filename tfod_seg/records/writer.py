@@ -15,28 +15,32 @@ differences that the conversion relies on:
   rename is a server-side copy plus a delete, so finishing costs one extra copy of each shard
   (no download), in exchange for never exposing a half-written shard under its final name.
 
-Shards are written with ``tf.io.TFRecordWriter`` (TensorFlow is imported when the first
-record is written; `convert_dataset` starts that import with `BackgroundImport` right after
-the workers are forked, so it overlaps their encoding). Workers are forked, as in Model Garden's ``tfrecord_lib``; they run only
+Shards are written with `tfod_seg.records.tfrecord.open_record_file`: without TensorFlow for
+local paths (``google-crc32c`` for the checksums), else ``tf.io.TFRecordWriter`` (TensorFlow is
+then imported when the first record is written; `convert_dataset` starts that import with
+`BackgroundImport` right after the workers are forked, so it overlaps their encoding). Workers are forked, as in Model Garden's ``tfrecord_lib``; they run only
 NumPy/OpenCV/Pillow/pycocotools code and never call TensorFlow, so forking is safe whether
 or not the parent has imported it.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import glob
 import importlib
 import logging
 import os
 import re
+import signal
 import tempfile
 import threading
 import uuid
+from multiprocessing import connection as mp_connection
 from typing import Callable, Iterable, Iterator, List, Optional, TypeVar
 
 from tfod_seg import io
+from tfod_seg.errors import UserError
+from tfod_seg.records.tfrecord import open_record_file
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -59,15 +63,143 @@ def shard_paths(out_dir: str, name: str, num_shards: int) -> List[str]:
             for i in range(num_shards)]
 
 
+class WorkerError(UserError):
+    """A worker process died (killed by a signal, out of memory) while encoding an item."""
+
+
+def _describe(item) -> str:
+    """Name an item for messages: the sample's annotation file or image, if it carries one."""
+    for x in ((item,) + tuple(item[:1]) if isinstance(item, tuple) else (item,)):
+        for attr in ("source", "filename", "image_path"):
+            value = getattr(x, attr, None)
+            if value:
+                return str(value)
+    return f"item {type(item).__name__}"
+
+
+def _worker_main(conn, func) -> None:  # runs in a forked worker process
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: no worker tracebacks
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        seq, item = msg
+        try:
+            out = (seq, True, func(item))
+        except BaseException as e:  # re-raised in the parent for the item that caused it
+            out = (seq, False, _portable(e))
+        try:
+            conn.send(out)
+        except Exception as e:  # an unpicklable result or exception
+            conn.send((seq, False, RuntimeError(f"{type(out[2]).__name__}: {out[2]} (not picklable: {e})")))
+
+
+def _portable(e: BaseException) -> BaseException:
+    """``e`` if it survives pickling, else an equivalent that does (a `UserError` keeps its
+    message; anything else becomes a RuntimeError); bugs carry the worker's traceback as a note."""
+    import pickle
+    import traceback
+
+    if not isinstance(e, UserError):
+        with contextlib.suppress(Exception):
+            e.add_note("worker traceback:\n" + "".join(traceback.format_exception(e)))
+    try:
+        pickle.loads(pickle.dumps(e))
+        return e
+    except Exception:
+        return UserError(str(e)) if isinstance(e, UserError) else RuntimeError(f"{type(e).__name__}: {e}")
+
+
+class _Worker:
+    """One forked process with a duplex pipe; at most one item in flight, so neither side can
+    block sending while the other is blocked sending too."""
+
+    def __init__(self, ctx, func):
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.proc = ctx.Process(target=_worker_main, args=(child, func), daemon=True)
+        self.proc.start()
+        child.close()
+        self.busy: Optional[tuple] = None  # (seq, item) in flight
+
+    def died(self, items_desc) -> WorkerError:
+        self.proc.join(1)
+        code = self.proc.exitcode
+        how = (f"killed by signal {-code} ({signal.Signals(-code).name})" if code is not None and code < 0 else
+               f"exited with status {code}")
+        hint = "; out of memory?" if code == -signal.SIGKILL else ""
+        what = items_desc(self.busy[1]) if self.busy is not None else "no item"
+        return WorkerError(f"{what}: a worker process {how}{hint} while encoding it; nothing was written "
+                           "under final names (try --workers 1 to see the failure in this process)")
+
+    def stop(self) -> None:
+        if self.proc.is_alive():
+            with contextlib.suppress(Exception):
+                self.conn.send(None)
+        self.proc.join(0.5)
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(2)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+        self.conn.close()
+
+
+def _pool_loop(workers: List[_Worker], it: Iterator, window: int, describe) -> Iterator:
+    done: dict = {}
+    next_seq = next_out = 0
+    exhausted = False
+    while True:
+        for w in workers:  # dispatch to idle workers, keeping at most `window` results pending
+            if w.busy is None and not exhausted and next_seq - next_out < window:
+                try:
+                    item = next(it)
+                except StopIteration:
+                    exhausted = True
+                    break
+                w.busy = (next_seq, item)
+                w.conn.send(w.busy)
+                next_seq += 1
+        while next_out in done:
+            ok, value = done.pop(next_out)
+            next_out += 1
+            if not ok:
+                raise value
+            yield value
+        busy = [w for w in workers if w.busy is not None]
+        if not busy:
+            if exhausted and not done:
+                return
+            continue
+        ready = set(mp_connection.wait([w.conn for w in busy] + [w.proc.sentinel for w in busy]))
+        for w in busy:
+            if w.conn in ready or (w.proc.sentinel in ready and w.conn.poll()):
+                try:
+                    seq, ok, value = w.conn.recv()
+                except (EOFError, OSError):
+                    raise w.died(describe) from None
+                done[seq] = (ok, value)
+                w.busy = None
+            elif w.proc.sentinel in ready:
+                raise w.died(describe)
+
+
 def parallel_map(func: Callable[[T], R], items: Iterable[T], workers: Optional[int] = None,
-                 window: Optional[int] = None, on_start: Optional[Callable[[], None]] = None) -> Iterator[R]:
+                 window: Optional[int] = None, on_start: Optional[Callable[[], None]] = None,
+                 describe: Callable[[T], str] = _describe) -> Iterator[R]:
     """Yield ``func(item)`` for each item, **in input order**, computed by ``workers`` processes.
 
     ``workers`` <= 1 runs in this process. ``func`` must be a picklable module-level function.
     At most ``window`` (default ``8 * workers``) items are in flight, so a huge input streams.
-    An exception raised by ``func`` is re-raised here for the item that caused it.
-    ``on_start()`` is called once the worker processes exist (e.g. to start importing a heavy
-    module in this process without forking it).
+    An exception raised by ``func`` is re-raised here for the item that caused it. A worker that
+    dies (a signal, the kernel's out-of-memory killer) raises `WorkerError` naming its item
+    (``describe(item)``) at once; the pool never waits forever. Workers ignore Ctrl-C: the
+    caller gets one KeyboardInterrupt and the workers are stopped. ``on_start()`` is called once
+    the worker processes exist (e.g. to start importing a heavy module in this process without
+    forking it).
     """
     workers = default_workers() if workers is None else int(workers)
     if workers <= 1:
@@ -78,29 +210,16 @@ def parallel_map(func: Callable[[T], R], items: Iterable[T], workers: Optional[i
         return
     import multiprocessing as mp
 
-    window = window or 8 * workers
-    pool = mp.get_context("fork").Pool(processes=workers)
+    ctx = mp.get_context("fork")
+    pool: List[_Worker] = []
     try:
+        pool.extend(_Worker(ctx, func) for _ in range(workers))
         if on_start is not None:
             on_start()
-        pending: collections.deque = collections.deque()
-        it = iter(items)
-        exhausted = False
-        while True:
-            while not exhausted and len(pending) < window:
-                try:
-                    item = next(it)
-                except StopIteration:
-                    exhausted = True
-                    break
-                pending.append(pool.apply_async(func, (item,)))
-            if not pending:
-                break
-            yield pending.popleft().get()
-        pool.close()
-        pool.join()
+        yield from _pool_loop(pool, iter(items), window or 8 * workers, describe)
     finally:
-        pool.terminate()
+        for w in pool:
+            w.stop()
 
 
 class BackgroundImport:
@@ -175,9 +294,7 @@ class ShardedRecordWriter:
         return self
 
     def _open(self):
-        import tensorflow as tf
-
-        self._writers = [tf.io.TFRecordWriter(p) for p in self._tmp]
+        self._writers = [open_record_file(p) for p in self._tmp]
 
     def write(self, record: bytes, instances: int = 0) -> int:
         """Append one serialized record; returns the shard index it went to."""
