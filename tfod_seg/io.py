@@ -513,6 +513,65 @@ def _check_target(p: str, what: str) -> None:
         raise PathError(f"{p}: {what} is a folder, expected a file path")
 
 
+LOCK_NAME = ".tfod-seg.lock"
+# Temporary names of atomic writes: `atomic_path` / shard writers use mkstemp's
+# ".NAME.XXXXXXXX.tmp" (8 random characters); URL shards ".NAME.<32 hex>.tmp".
+_TEMP_RE = re.compile(r"^\..+\.(?:[A-Za-z0-9_]{8}|[0-9a-f]{32})\.tmp$")
+
+
+class OutputBusyError(PathError):
+    """Another tfod-seg run holds the lock of the output folder."""
+
+
+def remove_stale_temporaries(folder) -> List[str]:
+    """Remove the temporary files a killed run left in ``folder`` (top level only; call it
+    while holding `output_lock`, so no live run owns them). Returns their paths."""
+    p = check_path(folder)
+    if not isdir(p):
+        return []
+    removed = []
+    for name in listdir(p):
+        if _TEMP_RE.match(name):
+            with contextlib.suppress(FileNotFoundError, OSError):
+                remove(join(p, name))
+                removed.append(join(p, name))
+    return removed
+
+
+@contextlib.contextmanager
+def output_lock(folder, what: str = "output folder") -> Iterator[List[str]]:
+    """Hold an exclusive lock on ``folder`` (a ``.tfod-seg.lock`` file, ``flock``) for one run.
+
+    A second run into the same local folder is refused with `OutputBusyError` instead of
+    overwriting or deleting the first one's files. Once the lock is held, temporary files of a
+    killed earlier run are removed; the context yields their paths. URLs are not locked (object
+    stores have no locks): only the stale temporaries are cleaned there.
+    """
+    p = makedirs(folder, what)
+    if is_url(p):
+        yield remove_stale_temporaries(p)
+        return
+    import fcntl
+
+    lock = os.path.join(p, LOCK_NAME)
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+    except OSError as e:
+        raise PathError(f"{p}: cannot create the lock file in the {what} ({e.strerror})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
+            raise OutputBusyError(f"{p}: another tfod-seg run (process {owner}) is writing into this {what}; "
+                                  "wait for it to finish or choose another folder") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield remove_stale_temporaries(p)
+    finally:
+        os.close(fd)  # releases the lock; the file stays (unlinking it would race a waiting run)
+
+
 @contextlib.contextmanager
 def atomic_path(path, what: str = "output file") -> Iterator[str]:
     """Yield a LOCAL temporary path; on success it becomes ``path`` (renamed locally, uploaded
