@@ -319,6 +319,7 @@ class ShardedRecordWriter:
                     io.remove(tmp)
             return
         for tmp, path in zip(self._tmp, self.paths):
+            io.set_default_mode(tmp)  # mkstemp made it 0600; shards get the user's umask
             io.rename(tmp, path)  # an empty temp file is a valid empty TFRecord file
         self.removed_stale.extend(remove_stale_shards(self.out_dir, self.name, self.paths))
 
