@@ -106,3 +106,14 @@ def test_cli_templates_lists_every_template(capsys):
     assert len(lines) == len(template_paths())
     assert any(l.startswith("garden_maskrcnn_resnet50_fpn_640 ") and "garden" in l for l in lines)
     assert any(l.startswith("tfod_mask_rcnn_inception_resnet_v2_1024 ") and "tfod" in l for l in lines)
+
+
+def test_garden_sampler_sizes(records, tmp_path):
+    out = generate_config("garden_maskrcnn_mobilenet_512", label_map=records["label_map"], train=records["train"],
+                          val=records["val"], model_dir=str(tmp_path / "m"), out=str(tmp_path / "g.yaml"), steps=200,
+                          overrides=["task.model.roi_generator.num_proposals=300",
+                                     "task.model.roi_sampler.num_sampled_rois=512",
+                                     "task.model.mask_sampler.num_sampled_masks=600"])
+    fields = {p.field: p.message for p in check_config(out) if p.severity == "error"}
+    assert "512 is more than the 400 boxes it samples from" in fields["task.model.roi_sampler.num_sampled_rois"]
+    assert "600 is more than roi_sampler.num_sampled_rois 512" in fields["task.model.mask_sampler.num_sampled_masks"]

@@ -66,3 +66,32 @@ def test_migrate_cli_lists_unmapped_fields(records, tmp_path, capsys):
     assert load_experiment(str(out))[1].runtime.mixed_precision_dtype == "float32"
     assert main(["config", "--migrate", src, "--out", str(out), "--train", "x"]) == 2
     assert "--migrate takes the input paths" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_migrated_config_trains_two_steps(tmp_path, capsys):
+    """TFOD2 ResNet-50 FPN Faster R-CNN → Mask R-CNN → Model Garden → `tfod-seg train`, 2 steps."""
+    import os
+
+    from tfod_seg.annotations.labelme import read_labelme
+    from tfod_seg.demo.shapes import generate_shapes_dataset
+    from tfod_seg.records.convert import convert_dataset
+
+    summary = generate_shapes_dataset(str(tmp_path / "labelme"), num_images=8, image_size=64, seed=3)
+    rec = tmp_path / "records"
+    convert_dataset(read_labelme(str(tmp_path / "labelme")), rec, label_map=summary["label_map"], val_fraction=0.25,
+                    seed=0, workers=1)
+    src = write_zoo_config(tmp_path, "faster_rcnn_resnet50_fpn_keras", "fixed", size=64, tpu=True)
+    tfod = generate_config(src, label_map=str(rec / "label_map.pbtxt"), train=str(rec / "train-*.tfrecord"),
+                           val=str(rec / "val-*.tfrecord"), model_dir=str(tmp_path / "m"),
+                           out=str(tmp_path / "p.config"), batch_size=2, steps=2, augment="flip",
+                           overrides=["model.faster_rcnn.first_stage_max_proposals=32",
+                                      "+model.faster_rcnn.second_stage_batch_size=16"])
+    out = str(tmp_path / "g.yaml")
+    assert main(["config", "--migrate", tfod, "--out", out, "--target", "cpu"]) == 0
+    assert f"{out}: OK" in capsys.readouterr().out
+    m = load_experiment(out)[1].task.model
+    assert (m.roi_generator.num_proposals, m.roi_sampler.num_sampled_rois) == (32, 16)
+    model_dir = str(tmp_path / "run")
+    assert main(["train", "--pipeline_config_path", out, "--model_dir", model_dir, "--strategy", "cpu"]) == 0
+    assert any(f.startswith("ckpt-2") for f in os.listdir(model_dir))

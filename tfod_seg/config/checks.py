@@ -327,6 +327,7 @@ def _check_garden(path, label_map, report, strategy) -> List[Problem]:
     if not t.use_coco_metrics:
         add("task.use_coco_metrics", "is false: validation reports no COCO box/mask AP", "warning")
     _check_garden_schedule(cfg.trainer, add)
+    _check_garden_sampling(t, add)
     _check_batch(rep, t.train_data.global_batch_size, "task.train_data.global_batch_size", add)
     size = list(t.model.input_size or [])
     if size and size[0] % (2 ** t.model.max_level):
@@ -367,6 +368,21 @@ def _check_garden_schedule(tr, add: Add) -> None:
             f"{lr.decay_steps} is shorter than train_steps {steps}", "warning")
     if tr.summary_interval % max(1, tr.steps_per_loop):
         add("trainer.summary_interval", f"{tr.summary_interval} must be a multiple of steps_per_loop {tr.steps_per_loop}")
+
+
+def _check_garden_sampling(t, add: Add) -> None:
+    """The samplers pick top-k from what the stage before them produced: more than that fails
+    at the first training step (TopKV2: input must have last dimension >= k)."""
+    m = t.model
+    pool = m.roi_generator.num_proposals + (t.train_data.parser.max_num_instances if m.roi_sampler.mix_gt_boxes else 0)
+    if m.roi_sampler.num_sampled_rois > pool:
+        add("task.model.roi_sampler.num_sampled_rois",
+            f"{m.roi_sampler.num_sampled_rois} is more than the {pool} boxes it samples from (roi_generator."
+            "num_proposals + parser.max_num_instances): training fails at the first step")
+    if m.include_mask and m.mask_sampler and m.mask_sampler.num_sampled_masks > m.roi_sampler.num_sampled_rois:
+        add("task.model.mask_sampler.num_sampled_masks",
+            f"{m.mask_sampler.num_sampled_masks} is more than roi_sampler.num_sampled_rois "
+            f"{m.roi_sampler.num_sampled_rois}: training fails at the first step")
 
 
 def _as_list(v) -> List[str]:

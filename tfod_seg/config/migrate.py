@@ -52,6 +52,17 @@ from tfod_seg.records.metadata import find_report, read_report
 
 EXPERIMENT = "maskrcnn_resnetfpn_coco"
 NEAREST_BACKBONE = {"inception_resnet_v2": 152}
+# TFOD2's proto defaults for the fields mapped below: a field the config leaves out migrates as the
+# value TFOD2 would have used, not Model Garden's (e.g. 64 sampled RoIs, not 512).
+TFOD_DEFAULTS = {
+    "first_stage_minibatch_size": 256, "first_stage_positive_balance_fraction": 0.5,
+    "first_stage_nms_score_threshold": 0.0, "first_stage_nms_iou_threshold": 0.7, "first_stage_max_proposals": 300,
+    "first_stage_localization_loss_weight": 1.0, "first_stage_objectness_loss_weight": 1.0,
+    "second_stage_batch_size": 64, "second_stage_balance_fraction": 0.25,
+    "second_stage_localization_loss_weight": 1.0, "second_stage_classification_loss_weight": 1.0,
+    "second_stage_mask_prediction_loss_weight": 1.0, "mask_prediction_num_conv_layers": 2,
+    "max_number_of_boxes": 100,
+}
 NO_EQUIVALENT_WHY = {
     "fine_tune_checkpoint": "TFOD2 checkpoints do not load into Model Garden (other variable names); "
                             "give a Model Garden checkpoint with tfod-seg config --checkpoint",
@@ -97,8 +108,14 @@ class _Migration:
         self.used.append(path)
 
     def map(self, path: str, key: str, value=None, convert=None) -> bool:
-        """Set ``key`` from the TFOD2 field at ``path`` when it is present; True when it was."""
+        """Set ``key`` from the TFOD2 field at ``path`` when it is present, else from TFOD2's own
+        default for that field (`TFOD_DEFAULTS`: what TFOD2 would have used); True when set."""
         if not self.doc.has(path):
+            leaf = path.rpartition(".")[2]
+            if leaf in TFOD_DEFAULTS and value is None:
+                self.upd[key] = TFOD_DEFAULTS[leaf]
+                self.mapped.append((f"{path} (TFOD2 default {TFOD_DEFAULTS[leaf]})", key))
+                return True
             return False
         v = self.doc.get(path) if value is None else value
         self.upd[key] = convert(v) if convert else v
@@ -214,6 +231,10 @@ def _heads(m: _Migration) -> None:
         m.use(f"{FR}.maxpool_stride")
         m.use(f"{FR}.maxpool_kernel_size")
     m.map(f"{FR}.second_stage_batch_size", "task.model.roi_sampler.num_sampled_rois")
+    rois = m.upd["task.model.roi_sampler.num_sampled_rois"]
+    m.upd["task.model.mask_sampler.num_sampled_masks"] = rois
+    m.approximate.append(("(mask targets)", f"mask_sampler.num_sampled_masks {rois} = the sampled RoIs (TFOD2 "
+                                            "trains the mask head on every positive RoI of the second stage)"))
     m.map(f"{FR}.second_stage_balance_fraction", "task.model.roi_sampler.foreground_fraction")
     nms, dg = f"{FR}.second_stage_post_processing.batch_non_max_suppression", "task.model.detection_generator"
     m.map(f"{nms}.score_threshold", f"{dg}.pre_nms_score_threshold")
@@ -308,7 +329,8 @@ def _schedule(m: _Migration, opt: str) -> Dict[str, Any]:
     p = f"{lr}.{sched}"
     none = {"type": None}
     if sched == "cosine_decay_learning_rate":
-        m.approx(f"{p}.hold_base_rate_steps", "no Model Garden equivalent") if m.doc.has(f"{p}.hold_base_rate_steps") else None
+        if m.doc.has(f"{p}.hold_base_rate_steps"):
+            m.approx(f"{p}.hold_base_rate_steps", "no Model Garden equivalent (the cosine starts after warm-up)")
         out = {"learning_rate": {"type": "cosine", "cosine": {"initial_learning_rate": m.get(f"{p}.learning_rate_base"),
                                                               "decay_steps": m.get(f"{p}.total_steps")}}}
         w = m.get(f"{p}.warmup_steps", 0)
@@ -391,12 +413,11 @@ def _training(m: _Migration) -> int:
 def _runtime(m: _Migration, steps: int, target: str, how: str, strategy: Optional[str]) -> str:
     values = garden_target_values(target, None)
     precision = values["mixed_precision"]
-    if m.doc.has("train_config.use_bfloat16"):
-        bf = m.get("train_config.use_bfloat16")
-        (m.map if (bf is True) == (precision == "bfloat16") else m.approx)(
-            "train_config.use_bfloat16", *(("runtime.mixed_precision_dtype",) if (bf is True) == (precision == "bfloat16")
-                                           else (f"{str(bf).lower()}: precision follows the target ({target}: "
-                                                 f"{precision})",)))
+    bf = m.get("train_config.use_bfloat16")
+    if bf is not None and (bf is True) == (precision == "bfloat16"):
+        m.map("train_config.use_bfloat16", "runtime.mixed_precision_dtype", precision)
+    elif bf is not None:
+        m.approx("train_config.use_bfloat16", f"{str(bf).lower()}: precision follows the target ({target}: {precision})")
     m.upd.update({"runtime.mixed_precision_dtype": precision, "task.train_data.dtype": precision,
                   "task.validation_data.dtype": precision})
     if strategy or target == "tpu":

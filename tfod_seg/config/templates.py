@@ -12,7 +12,17 @@ from tfod_seg import io
 from tfod_seg.config.garden import HEADER_RE, read_header_comments
 from tfod_seg.errors import ConfigError
 
-TEMPLATE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "pipelines")
+def shipped_dir(name: str) -> str:
+    """A folder shipped with tfod-seg (``pipelines``, ``label_maps``): inside the installed
+    package (a wheel puts the repository's top-level folders there, see setup.py), else the
+    repository's top-level folder (a checkout or an editable install)."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    inside = os.path.join(package, name)
+    return inside if os.path.isdir(inside) else os.path.join(os.path.dirname(package), name)
+
+
+TEMPLATE_DIR = shipped_dir("pipelines")
+LABEL_MAP_DIR = shipped_dir("label_maps")
 TFOD_EXTENSIONS = (".config", ".pbtxt")
 GARDEN_EXTENSIONS = (".yaml", ".yml")
 
@@ -86,5 +96,5 @@ def describe_templates(directory: Optional[str] = None) -> List[TemplateInfo]:
     return sorted(infos, key=lambda i: (i.engine != "garden", i.name))
 
 
-__all__ = ["TEMPLATE_DIR", "template_kind", "template_paths", "find_template", "display_template", "TemplateInfo",
+__all__ = ["shipped_dir", "TEMPLATE_DIR", "LABEL_MAP_DIR", "template_kind", "template_paths", "find_template", "display_template", "TemplateInfo",
            "describe_template", "describe_templates"]
