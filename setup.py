@@ -13,7 +13,12 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10,<3.13",
-    packages=find_packages(include=["tfod_seg", "tfod_seg.*"]),
+    # The top-level pipelines/ and label_maps/ folders ship inside the package as
+    # tfod_seg/pipelines and tfod_seg/label_maps (wheel and sdist; MANIFEST.in lists them for the
+    # sdist); tfod_seg.config.templates.shipped_dir finds them installed or in a checkout.
+    packages=find_packages(include=["tfod_seg", "tfod_seg.*"]) + ["tfod_seg.pipelines", "tfod_seg.label_maps"],
+    package_dir={"tfod_seg.pipelines": "pipelines", "tfod_seg.label_maps": "label_maps"},
+    package_data={"tfod_seg.pipelines": ["*"], "tfod_seg.label_maps": ["*"]},
     install_requires=[
         "tensorflow~=2.20.0",
         # Brings opencv-python-headless; never add opencv-python beside it (two cv2 builds conflict).

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Package check (CI): build the sdist, build the wheel from it, install the wheel with the pinned
+# stack into a clean virtualenv (no --system-site-packages, no access to the checkout), and run
+# the commands that need the shipped templates and label maps from outside the checkout.
+# pip's download cache (~/.cache/pip) is reused, so after the first run nothing is downloaded.
+#   PYTHON=python3.11 tools/check_wheel.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+BUILD_PY=${BUILD_PY:-$repo/.venv/bin/python}   # any Python with setuptools and pip
+work=$(mktemp -d "${TMPDIR:-/tmp}/tfod-seg-wheel.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+"$BUILD_PY" setup.py -q sdist -d "$work/sdist" >/dev/null
+"$BUILD_PY" -m pip wheel -q --no-deps --no-build-isolation -w "$work/dist" "$work"/sdist/tfod-seg-*.tar.gz
+"$PYTHON" -m venv "$work/venv"
+"$work/venv/bin/python" -m pip install -q --upgrade "pip>=24"
+"$work/venv/bin/python" -m pip install -q -c constraints.txt "$work"/dist/tfod_seg-*.whl
+
+cd "$work"   # outside the checkout: only the installed package is importable
+tfod="$work/venv/bin/tfod-seg"
+"$work/venv/bin/python" - <<'PY'
+import tfod_seg, os
+assert "site-packages" in tfod_seg.__file__, tfod_seg.__file__
+PY
+"$tfod" templates | tee templates.txt
+grep -q garden_cpu_demo templates.txt
+grep -q tfod_mask_rcnn_resnet50_fpn_640 templates.txt
+label_maps=$("$work/venv/bin/python" -c 'from tfod_seg.config.templates import LABEL_MAP_DIR; print(LABEL_MAP_DIR)')
+mkdir records
+: > records/train-00000-of-00001.tfrecord   # empty shards are valid TFRecord files
+: > records/val-00000-of-00001.tfrecord
+"$tfod" config --template garden_cpu_demo --label-map "$label_maps/shapes_label_map.pbtxt" \
+  --train 'records/train-*.tfrecord' --val 'records/val-*.tfrecord' --model-dir model --out pipeline.yaml
+"$tfod" config --template tfod_mask_rcnn_resnet50_fpn_640 --label-map "$label_maps/coco_label_map.pbtxt" \
+  --train 'records/train-*.tfrecord' --val 'records/val-*.tfrecord' --model-dir model2 --out pipeline.config
+"$tfod" demo --help >/dev/null
+echo "check_wheel: wheel installs with the pinned stack; templates, config and demo --help work outside the checkout"
