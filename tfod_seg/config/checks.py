@@ -335,7 +335,7 @@ def _check_garden(path, label_map, report, strategy) -> List[Problem]:
     dtypes = [("task.train_data.dtype", t.train_data.dtype), ("task.validation_data.dtype", t.validation_data.dtype)]
     for field, message in check_garden_target(strategy or cfg.runtime.distribution_strategy,
                                               cfg.runtime.mixed_precision_dtype or "float32",
-                                              cfg.trainer.steps_per_loop, dtypes):
+                                              cfg.trainer.steps_per_loop, cfg.trainer.train_steps, dtypes):
         add(field, message, "warning")
     return P
 

@@ -161,7 +161,8 @@ def garden_target_values(target: str, mixed_precision: Optional[str]) -> Dict[st
     return values
 
 
-def check_garden_target(strategy: str, precision: str, steps_per_loop: int, data_dtypes) -> List[Tuple[str, str]]:
+def check_garden_target(strategy: str, precision: str, steps_per_loop: int, train_steps: int,
+                        data_dtypes) -> List[Tuple[str, str]]:
     """(field, message) warnings where precision or loop size does not suit the strategy."""
     out = []
     target = STRATEGY_TARGETS.get(strategy) or DEFAULT_TARGET
@@ -171,7 +172,7 @@ def check_garden_target(strategy: str, precision: str, steps_per_loop: int, data
     elif target != "tpu" and precision == "bfloat16":
         out.append((rt, f"is bfloat16 but the strategy is {strategy} (not a TPU): use float16 on GPUs, float32 "
                         "on CPUs (--target gpu|cpu)"))
-    if target == "tpu" and steps_per_loop < 100:
+    if target == "tpu" and steps_per_loop < min(GARDEN_TARGETS["tpu"]["steps_per_loop"], train_steps or 0):
         out.append(("trainer.steps_per_loop", f"{steps_per_loop} on a TPU: short loops spend most of the time on "
                                               f"host round trips (--target tpu uses {GARDEN_TARGETS['tpu']['steps_per_loop']})"))
     for field, dtype in data_dtypes:
