@@ -244,9 +244,10 @@ def test_flags_from_options_uses_flag_metadata():
 
 
 # -- through the CLI (fails before any training starts) -----------------------------------------
-def test_cli_train_tpu_lists_local_paths(tmp_path, capsys):
+def test_cli_train_tpu_lists_local_paths(tmp_path, monkeypatch, capsys):
     from tfod_seg.cli import main
 
+    monkeypatch.chdir(tmp_path)
     cfg = _garden_config(tmp_path, train="/data/train-*")
     code = main(["train", "--pipeline_config_path", cfg, "--model_dir", "runs/a", "--strategy", "tpu",
                  "--tpu_name", "my-tpu", "--num_tpu_cores", "32"])
@@ -256,7 +257,7 @@ def test_cli_train_tpu_lists_local_paths(tmp_path, capsys):
     assert f"3 path(s) are not gs://: --pipeline_config_path {cfg}; --model_dir runs/a; " \
            "task.train_data.input_path /data/train-*" in err
     assert "task.train_data.global_batch_size 8 is not divisible by the 32 TPU cores (--num_tpu_cores)" in err
-    assert not (tmp_path / "runs").exists() and not os.path.exists("runs/a")
+    assert not (tmp_path / "runs" / "a" / "params.yaml").exists()  # stopped before training
 
 
 def test_cli_gpu_without_gpu_and_tfod_use_tpu(tmp_path, capsys):
@@ -272,3 +273,15 @@ def test_cli_gpu_without_gpu_and_tfod_use_tpu(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "eval_input_reader.tf_record_input_reader.input_path /data/val-?????-of-00032.tfrecord" in err
     assert "eval_config.batch_size 1 is not divisible by the 8 TPU cores" in err
+
+
+def test_host_outputs_may_stay_local_on_tpu_but_schemes_are_checked(tmp_path):
+    cfg = _garden_config(tmp_path)
+    gs_cfg = PathUse("gs://b/cfg.yaml", "--pipeline_config_path")
+    job = pf.build_job("evaluate", "garden", cfg, {"--checkpoint_dir": "gs://b/run", "--metrics_json": "m.json",
+                                                    "--strategy": "tpu"})
+    job = Job(**{**job.__dict__, "paths": (gs_cfg,) + job.paths[1:]})
+    assert pf.check_job(job, CPU).strategy == "tpu"  # local --metrics_json is fine on a TPU
+    bad = pf.build_job("evaluate", "garden", cfg, {"--checkpoint_dir": "runs/a", "--metrics_json": "gs:/b/m.json"})
+    with pytest.raises(PreflightError, match="gs:/b/m.json: --metrics_json looks like a URL with a malformed scheme"):
+        pf.check_job(bad, CPU)

@@ -44,10 +44,12 @@ class PreflightError(UserError):
 
 @dataclasses.dataclass(frozen=True)
 class PathUse:
-    """A path the job reads or writes, and where it came from (``--model_dir``, a config field)."""
+    """A path the job reads or writes, and where it came from (``--model_dir``, a config field).
+    ``host``: written by the tfod-seg process itself, not by TensorFlow (may stay local on a TPU)."""
 
     path: str
     source: str
+    host: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,10 +148,10 @@ def parse_tf_config(raw: Optional[str]) -> Optional[TfConfig]:
 
 
 def local_paths(paths: Sequence[PathUse]) -> List[PathUse]:
-    """The paths that are not on Cloud Storage (each once, in order)."""
+    """The paths TensorFlow touches that are not on Cloud Storage (each once, in order)."""
     seen, out = set(), []
     for use in paths:
-        if use.path and io.scheme(use.path) != "gs" and (use.path, use.source) not in seen:
+        if use.path and not use.host and io.scheme(use.path) != "gs" and (use.path, use.source) not in seen:
             seen.add((use.path, use.source))
             out.append(use)
     return out
@@ -377,7 +379,8 @@ def build_job(mode: str, engine: str, config_path, flags: Mapping[str, Any],
     if flags.get("--use_tpu"):
         strategy = "tpu"
     paths = [PathUse(config_path, "--pipeline_config_path")]
-    paths += [PathUse(os.fspath(v), k) for k, v in flags.items() if k in PATH_FLAGS and v not in (None, "")]
+    paths += [PathUse(os.fspath(v), k, host=k in HOST_PATH_FLAGS) for k, v in flags.items()
+              if k in PATH_FLAGS + HOST_PATH_FLAGS and v not in (None, "")]
     precision = "auto" if flags.get("--mixed_precision") else fields["precision"]
     return Job(mode=mode, engine=engine, strategy=strategy, paths=tuple(paths + fields["paths"]),
                batch=fields["batch"], batch_field=fields["batch_field"], precision=precision,
@@ -399,9 +402,10 @@ def flags_from_options(options, **extra) -> Dict[str, Any]:
     return flags
 
 
-# Flags naming paths the job (TensorFlow, i.e. the TPU) reads or writes. --metrics_json and
-# --log_file are written by the tfod-seg process on the host, so they may stay local.
+# Flags naming paths the job (TensorFlow, i.e. the TPU) reads or writes; HOST_PATH_FLAGS are
+# written by the tfod-seg process on the host, so they may stay local (their scheme is checked).
 PATH_FLAGS = ("--model_dir", "--checkpoint", "--checkpoint_dir", "--trained_checkpoint_dir", "--output_directory")
+HOST_PATH_FLAGS = ("--metrics_json", "--log_file")
 
 
 def visible_devices() -> Devices:
