@@ -152,3 +152,21 @@ def test_submit_needs_project(tmp_path, capsys):
     code = main(["launch", "--pipeline_config_path", _config(tmp_path), "--model_dir", "gs://b/run",
                  "--out", str(tmp_path / "out"), "--submit"])
     assert code == 2 and "--submit needs --project" in capsys.readouterr().err
+
+
+def test_tfod_config_job(tmp_path):
+    from tfod_seg.launch import dockerfile
+
+    text = open(os.path.join(REPO, "pipelines", "tfod_mask_rcnn_resnet50_fpn_640.config"), encoding="utf-8").read()
+    cfg = tmp_path / "pipeline.config"
+    cfg.write_text(text.replace("PATH_TO_BE_CONFIGURED", "gs://b/data"), encoding="utf-8")
+    plan = plan_launch(LaunchRequest(str(cfg), "gs://b/run", gpus=2, workers=2))
+    assert plan.engine == "tfod"
+    assert plan.train_args == ["train", "--pipeline_config_path", "gs://b/run/launch/pipeline.config", "--model_dir",
+                               "gs://b/run", "--num_workers", "2"]  # TFOD2 picks its strategy from --num_workers
+    parse_custom_job(custom_job(plan))
+    assert "bash tools/setup_tfod_env.sh" in dockerfile(plan) and "TFOD_SEG_TFOD_PYTHON=" in dockerfile(plan)
+    with pytest.raises(LaunchError, match="--tpu with a TFOD2 pipeline.config"):
+        plan_launch(LaunchRequest(str(cfg), "gs://b/run", tpu="v3-8"))
+    with pytest.raises(LaunchError, match="train_config.batch_size 8 is not divisible by the 3 replicas"):
+        plan_launch(LaunchRequest(str(cfg), "gs://b/run", gpus=1, workers=3))
