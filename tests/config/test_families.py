@@ -137,3 +137,21 @@ def test_unsupported_extractors(records, tmp_path, extractor, match):
         "'faster_rcnn_resnet50_keras'", f"'{extractor}'"))
     with pytest.raises(ConfigError, match=match):
         _gen(records, tmp_path, str(src))
+
+
+def test_cli_target_and_check_strategy(records, tmp_path, capsys):
+    from tfod_seg.cli import main
+
+    src = write_zoo_config(tmp_path, "faster_rcnn_resnet50_fpn_keras", "fixed")
+    out = str(tmp_path / "c.config")
+    assert main(["config", "--template", src, "--label-map", records["label_map"], "--train", records["train"],
+                 "--val", records["val"], "--model-dir", str(tmp_path / "m"), "--out", out, "--batch-size", "8",
+                 "--strategy", "multi_worker"]) == 0
+    assert "# target gpu (from --strategy multi_worker;" in open(out).read()
+    capsys.readouterr()
+    assert main(["config", "--check", out, "--strategy", "tpu"]) == 0  # warnings only
+    err = capsys.readouterr().err
+    assert "warning: model.faster_rcnn.use_static_shapes: is not true but the job runs on a TPU" in err
+    with pytest.raises(ConfigError, match="--strategy must be one of mirrored, one_device"):
+        generate_config("garden_maskrcnn_mobilenet_512", label_map=records["label_map"], train=records["train"],
+                        val=records["val"], model_dir="m", out=str(tmp_path / "g.yaml"), strategy="gpu")

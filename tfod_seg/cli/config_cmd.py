@@ -68,7 +68,8 @@ def add_arguments(parser) -> None:
                                           "scale[=MIN:MAX], none (comma-separated)")
     parser.add_argument("--mask-type", choices=["png", "numerical"],
                         help="how the records store masks (default: from report.json beside the records, else png)")
-    parser.add_argument("--strategy", choices=["mirrored", "one_device", "multi_worker_mirrored", "tpu"],
+    parser.add_argument("--strategy", choices=["mirrored", "one_device", "multi_worker_mirrored", "tpu", "auto", "cpu",
+                                               "gpu", "multi_worker"],
                         help="Model Garden runtime.distribution_strategy; picks the default --target; "
                              "--check: the strategy `tfod-seg train` will use")
     parser.add_argument("--mixed-precision", choices=["float32", "float16", "bfloat16"],

@@ -69,18 +69,21 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_TYPES = ("detection", "classification", "backbone", "full")
 MIXED_PRECISION = ("float32", "float16", "bfloat16")
-STRATEGIES = ("mirrored", "one_device", "multi_worker_mirrored", "tpu")
+STRATEGIES = ("mirrored", "one_device", "multi_worker_mirrored", "tpu")  # Model Garden runtime.distribution_strategy
+TRAIN_STRATEGIES = ("auto", "cpu", "gpu", "multi_worker", "tpu")  # `tfod-seg train --strategy` (TFOD2: target only)
 PLACEHOLDER = "PATH_TO_BE_CONFIGURED"
 
 
-def _check_choices(steps, batch_size, image_size, checkpoint_type, mask_type, mixed_precision, strategy) -> None:
+def _check_choices(kind, steps, batch_size, image_size, checkpoint_type, mask_type, mixed_precision,
+                   strategy) -> None:
     for flag, value in (("--steps", steps), ("--batch-size", batch_size), ("--image-size", image_size)):
         if value is not None and value <= 0:
             raise ConfigError(f"{flag} must be > 0, got {value}")
     for flag, value, allowed in (("--checkpoint-type", checkpoint_type, CHECKPOINT_TYPES),
                                  ("--mask-type", mask_type, tuple(TFOD_MASK_TYPES)),
                                  ("--mixed-precision", mixed_precision, MIXED_PRECISION),
-                                 ("--strategy", strategy, STRATEGIES)):
+                                 ("--strategy", strategy, STRATEGIES if kind == "garden"
+                                  else tuple(dict.fromkeys(STRATEGIES + TRAIN_STRATEGIES)))):
         if value is not None and value not in allowed:
             raise ConfigError(f"{flag} must be one of {', '.join(allowed)}, got {value!r}")
 
@@ -116,7 +119,7 @@ def generate_config(template, *, label_map, train, val, model_dir, out, batch_si
     """
     tpath = find_template(template)
     kind = template_kind(tpath)
-    _check_choices(steps, batch_size, image_size, checkpoint_type, mask_type, mixed_precision, strategy)
+    _check_choices(kind, steps, batch_size, image_size, checkpoint_type, mask_type, mixed_precision, strategy)
     inputs = _inputs(tpath, label_map, train, val, model_dir, out, checkpoint, checkpoint_type, augment, mask_type,
                      image_size, overrides, strategy, mixed_precision, target)
     plan = Plan(batch_size, steps, lr, warmup_steps)
