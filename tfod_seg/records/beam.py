@@ -35,7 +35,7 @@ file. Without ``--strict`` a bad image is a counted skip, never a failed pipelin
 
 Paths: ``--out`` may be local or a URL that both TensorFlow and Beam can write (``gs://``);
 ``ram://`` is TensorFlow-only and is refused. Remote workers need ``tfod-seg`` installed
-(``--setup_file`` or a container image: see docs/data-formats.md) and images on storage they
+(``--setup_file`` or a container image: see docs/convert-at-scale.md) and images on storage they
 can read.
 """
 
