@@ -56,6 +56,7 @@ def pipeline_config(records, tmp_path_factory):
     out = tmp_path_factory.mktemp("config") / "pipeline.config"
     cli("config", "-t", "tfod_mask_rcnn_resnet50_fpn_640", "--label-map", records / "label_map.pbtxt",
         "--train", records / "train-*.tfrecord", "--val", records / "val-*.tfrecord", "--out", out,
+        "--model-dir", out.parent / "model",
         "--batch-size", "1", "--steps", str(direct.TFOD2_STEPS), "--image-size", str(SIZE), "--augment", "none",
         "--set", "model.faster_rcnn.first_stage_max_proposals=32",
         "--set", "+model.faster_rcnn.second_stage_batch_size=16")
@@ -63,9 +64,9 @@ def pipeline_config(records, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def trained(pipeline_config, tmp_path_factory):
+def trained(pipeline_config):
     """`python -m object_detection.model_main_tf2` (100 steps): the model_dir."""
-    return direct.train(pipeline_config, tmp_path_factory.mktemp("tfod2") / "model")
+    return direct.train(pipeline_config, pipeline_config.parent / "model")
 
 
 @pytest.fixture(scope="module")
@@ -164,3 +165,133 @@ result = {"inputs": {k: v.dtype.name for k, v in sig.structured_input_signature[
     assert out["inputs"] == {"input_tensor": "uint8"}
     assert {"detection_boxes", "detection_classes", "detection_scores", "detection_masks",
             "num_detections"} <= set(out["outputs"])
+
+
+# ---- dataset tools, label maps, configs, drawing ---------------------------------------------
+
+DECODE_TFOD2_RECORDS = """
+import glob, json, sys
+import numpy as np
+import tensorflow as tf
+from pycocotools.coco import COCO
+from object_detection.core import standard_fields as fields
+from object_detection.data_decoders.tf_example_decoder import TfExampleDecoder
+from object_detection.protos import input_reader_pb2
+
+pattern, annotations, label_map = sys.argv[1:4]
+coco = COCO(annotations)
+image_ids = {im["file_name"]: im["id"] for im in coco.dataset["images"]}
+decoder = TfExampleDecoder(label_map_proto_file=label_map, load_instance_masks=True,
+                           instance_mask_type=input_reader_pb2.PNG_MASKS)
+result = {"images": {}}
+for path in sorted(glob.glob(pattern)):
+    for raw in tf.data.TFRecordDataset(path):
+        d = decoder.decode(raw)
+        name = d[fields.InputDataFields.filename].numpy().decode()
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=[image_ids[name]]))
+        masks = d[fields.InputDataFields.groundtruth_instance_masks].numpy().astype(np.uint8)
+        want = np.stack([coco.annToMask(a) for a in anns])
+        result["images"][name] = {
+            "classes": d[fields.InputDataFields.groundtruth_classes].numpy().tolist(),
+            "want_classes": [a["category_id"] for a in anns],
+            "masks_equal": masks.shape == want.shape and bool((masks == want).all()),
+            "image_shape": list(d[fields.InputDataFields.image].shape)}
+"""
+
+
+def test_create_coco_tf_record_with_masks(coco, tmp_path):
+    """As TFOD2's docs call it (train, val and test-dev sets); TFOD2's decoder, given the label map
+    (the records carry class names only), reads classes and masks back as pycocotools has them."""
+    images = coco["images"]
+    direct.run(["-m", "object_detection.dataset_tools.create_coco_tf_record", "--logtostderr",
+                f"--train_image_dir={images}", f"--val_image_dir={images}", f"--test_image_dir={images}",
+                f"--train_annotations_file={coco['train']}", f"--val_annotations_file={coco['val']}",
+                f"--testdev_annotations_file={coco['val']}", f"--output_dir={tmp_path}", "--include_masks"])
+    assert len(list(tmp_path.glob("coco_train.record-*-of-00100"))) == 100
+    label_map = tmp_path / "label_map.pbtxt"
+    label_map.write_text("item { id: 1 name: 'square' }\nitem { id: 2 name: 'disc' }\n")
+    out = direct.run_json(DECODE_TFOD2_RECORDS + NO_TFOD_SEG, tmp_path / "coco_train.record-*", coco["train"],
+                          label_map)
+    want_names = {im["file_name"] for im in json.loads(coco["train"].read_text())["images"]}
+    assert set(out["images"]) == want_names and out["tfod_seg_imported"] == []
+    for name, got in out["images"].items():
+        assert got["masks_equal"], name
+        assert got["classes"] == got["want_classes"] and got["image_shape"] == [SIZE, SIZE, 3]
+
+
+LABEL_MAP_UTIL = """
+import json, sys
+from object_detection.utils import label_map_util
+path = sys.argv[1]
+label_map = label_map_util.load_labelmap(path)
+result = {"dict": label_map_util.get_label_map_dict(path),
+          "index": label_map_util.create_category_index_from_labelmap(path, use_display_name=True),
+          "max": label_map_util.get_max_label_map_index(label_map),
+          "categories": label_map_util.convert_label_map_to_categories(label_map, max_num_classes=90)}
+"""
+
+
+def test_label_map_util_reads_the_converted_label_map(records):
+    out = direct.run_json(LABEL_MAP_UTIL + NO_TFOD_SEG, records / "label_map.pbtxt")
+    assert out["dict"] == {"square": 1, "disc": 2} and out["max"] == 2
+    assert out["index"] == {"1": {"id": 1, "name": "square"}, "2": {"id": 2, "name": "disc"}}
+    assert [c["name"] for c in out["categories"]] == ["square", "disc"]
+
+
+CONFIG_UTIL = """
+import json, os, sys
+from object_detection.utils import config_util
+path, new_eval_path, out_dir = sys.argv[1:4]
+configs = config_util.get_configs_from_pipeline_file(path)
+configs = config_util.merge_external_params_with_configs(configs, kwargs_dict={
+    "train_steps": 7, "batch_size": 2, "eval_input_path": new_eval_path,
+    "model.faster_rcnn.first_stage_max_proposals": 16})
+config_util.save_pipeline_config(config_util.create_pipeline_proto_from_configs(configs), out_dir)
+again = config_util.get_configs_from_pipeline_file(os.path.join(out_dir, "pipeline.config"))
+frcnn, reader = again["model"].faster_rcnn, again["eval_input_configs"][0]
+result = {"num_classes": frcnn.num_classes, "stages": frcnn.number_of_stages,
+          "proposals": frcnn.first_stage_max_proposals, "steps": again["train_config"].num_steps,
+          "batch_size": again["train_config"].batch_size,
+          "eval_paths": list(reader.tf_record_input_reader.input_path),
+          "masks": [r.load_instance_masks for r in (again["train_input_config"], reader)],
+          "predict_masks": frcnn.second_stage_box_predictor.mask_rcnn_box_predictor.predict_instance_masks}
+"""
+
+
+def test_config_util_reads_merges_and_saves_the_generated_config(pipeline_config, tmp_path):
+    out = direct.run_json(CONFIG_UTIL + NO_TFOD_SEG, pipeline_config, "other/val-*.tfrecord", tmp_path)
+    assert out == {"num_classes": 2, "stages": 3, "proposals": 16, "steps": 7, "batch_size": 2,
+                   "eval_paths": ["other/val-*.tfrecord"], "masks": [True, True], "predict_masks": True,
+                   "tfod_seg_imported": []}
+
+
+VISUALIZATION_UTILS = """
+import json, sys
+import numpy as np
+from object_detection.utils import visualization_utils as vis_util
+category_index = {1: {"id": 1, "name": "square"}, 2: {"id": 2, "name": "disc"}}
+image = np.full((96, 96, 3), 128, np.uint8)
+boxes = np.array([[0.3, 0.1, 0.7, 0.45], [0.5, 0.55, 0.9, 0.95]], np.float32)
+masks = np.zeros((2, 96, 96), np.uint8)
+masks[0, 35:60, 15:38] = 1
+masks[1, 55:80, 58:85] = 1
+drawn = vis_util.visualize_boxes_and_labels_on_image_array(
+    image.copy(), boxes, np.array([1, 2]), np.array([0.9, 0.8]), category_index, instance_masks=masks,
+    use_normalized_coordinates=True, line_thickness=2)
+no_labels = vis_util.visualize_boxes_and_labels_on_image_array(
+    image.copy(), boxes, np.array([1, 2]), np.array([0.9, 0.8]), category_index, instance_masks=masks,
+    use_normalized_coordinates=True, line_thickness=2, skip_labels=True, skip_scores=True)
+below = vis_util.visualize_boxes_and_labels_on_image_array(
+    image.copy(), boxes, np.array([1, 2]), np.array([0.2, 0.1]), category_index, instance_masks=masks,
+    use_normalized_coordinates=True)
+changed = (drawn != image).any(-1)
+result = {"mask_interiors": [bool(changed[45, 25]), bool(changed[68, 70])], "background": bool(changed[5, 90]),
+          "labels_drawn": int(((drawn != no_labels).any(-1)).sum()), "below_threshold": int((below != image).sum())}
+"""
+
+
+def test_visualization_utils_draws_boxes_masks_and_labels():
+    """Masks tinted, labels drawn (Pillow >= 10 needs the getsize fix), nothing below the threshold."""
+    out = direct.run_json(VISUALIZATION_UTILS + NO_TFOD_SEG)
+    assert out["mask_interiors"] == [True, True] and not out["background"]
+    assert out["labels_drawn"] > 0 and out["below_threshold"] == 0
