@@ -89,11 +89,11 @@ def masked_crc32c(data: bytes, crc=None) -> int:
 
 
 class RecordFile:
-    """Append records to a local TFRecord file (no compression), like ``tf.io.TFRecordWriter``."""
+    """Append records to a TFRecord file (no compression), like ``tf.io.TFRecordWriter``."""
 
     def __init__(self, path: str, crc):
         self._crc = crc
-        self._f = open(path, "wb")
+        self._f = io.open_file(path, "wb")
 
     def write(self, record: bytes) -> None:
         header = struct.pack("<Q", len(record))
