@@ -45,3 +45,10 @@ def test_python_dash_m_entry_point_lists_subcommands():
 
 def test_no_command_prints_help_and_fails(capsys):
     assert main([]) == 2
+
+
+def test_cli_pixel_limit_default_matches_the_library():
+    from tfod_seg.cli._common import DEFAULT_MAX_PIXELS
+    from tfod_seg.data.images import DEFAULT_MAX_PIXELS as LIB
+
+    assert DEFAULT_MAX_PIXELS == LIB

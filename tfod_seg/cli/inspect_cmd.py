@@ -25,6 +25,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from tfod_seg import io
     from tfod_seg.cli._common import progress_bar
     from tfod_seg.errors import UserError
     from tfod_seg.labelmap import read_label_map
@@ -33,6 +34,10 @@ def run(args) -> int:
 
     if args.render and not args.out:
         raise UserError("--render N needs --out DIR (where to write the overlays)")
+    if args.json:
+        io.check_output_file(args.json, "--json file")
+    if args.render:
+        io.check_output_dir(args.out, "--out folder")
     files = expand_patterns(args.records)
     lm = read_label_map(args.label_map) if args.label_map else None
     bar = progress_bar(None, "inspect", unit="rec", disable=args.quiet)
@@ -42,7 +47,5 @@ def run(args) -> int:
         bar.close()
     print(format_inspection(stats))
     if args.json:
-        from tfod_seg.io import atomic_write_json
-
-        atomic_write_json(args.json, stats)
+        io.atomic_write_json(args.json, stats, what="--json file")
     return 1 if stats["num_problems"] else 0

@@ -36,6 +36,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from tfod_seg import io
     from tfod_seg.annotations import open_reader
     from tfod_seg.errors import UserError
     from tfod_seg.labelmap import LabelMap, collect_label_names, read_class_list, read_label_map
@@ -46,6 +47,7 @@ def run(args) -> int:
         return 0
     if not args.out:
         raise UserError("--out is required (where to write the label map)")
+    io.check_output_file(args.out, "--out label map")
     if args.classes is not None:
         names = [n.strip() for n in args.classes.split(",") if n.strip()]
         dup = sorted({n for n in names if names.count(n) > 1})

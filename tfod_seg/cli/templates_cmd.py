@@ -18,8 +18,12 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from tfod_seg import io
     from tfod_seg.config.templates import describe_templates
+    from tfod_seg.errors import UserError
 
+    if args.dir is not None and not io.isdir(args.dir):
+        raise UserError(f"{args.dir}: --dir is not a folder of templates")
     rows = describe_templates(args.dir)
     if not rows:
         print("no templates found")

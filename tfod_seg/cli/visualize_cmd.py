@@ -40,8 +40,11 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from tfod_seg import io
     from tfod_seg.cli._common import progress_bar
     from tfod_seg.visualize.render import render
+
+    io.check_output_dir(args.out, "--out folder")
 
     with progress_bar(args.max_images, "visualize", unit="img", disable=args.no_progress) as bar:
         summary = render(args.out, records=args.records, labelme=args.labelme, coco=args.coco, image_dir=args.image_dir,

@@ -208,6 +208,31 @@ def _find_unknown(cfg, data: Mapping[str, Any], prefix: str = ""):
     return bad
 
 
+_SCALAR_TYPES = ((bool, (bool,)), (int, (int,)), (float, (int, float)), (str, (str,)))
+
+
+def _find_wrong_types(cfg, data: Mapping[str, Any], prefix: str = ""):
+    """``(dotted key, value, expected type name)`` for values whose type cannot be the field's
+    (Model Garden's override stores them anyway: ``train_steps: 'abc'`` would crash later)."""
+    bad = []
+    for k, v in data.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        cur = cfg.__dict__.get(k) if isinstance(k, str) else None
+        if isinstance(v, Mapping):
+            sub = _subconfig(cfg, k) if isinstance(k, str) and k in cfg.__dict__ else None
+            if sub is not None:
+                bad.extend(_find_wrong_types(sub, v, key))
+            continue
+        if cur is None or v is None or _is_config(cur):
+            continue
+        for typ, accepted in _SCALAR_TYPES:
+            if isinstance(cur, typ):
+                if not isinstance(v, accepted) or (typ is not bool and isinstance(v, bool)):
+                    bad.append((key, v, typ.__name__))
+                break
+    return bad
+
+
 def find_unknown_keys(cfg, data: Mapping[str, Any]) -> List[str]:
     """Dotted keys in ``data`` (nested mapping) that the config tree ``cfg`` does not have."""
     return [b[0] for b in _find_unknown(cfg, data)]
@@ -264,6 +289,10 @@ def apply_overrides(cfg, data: Mapping[str, Any], *, source: str, experiment: st
     unknown = _find_unknown(cfg, data)
     if unknown:
         raise _unknown_key_error(cfg, unknown, source, lines or {}, experiment)
+    wrong = _find_wrong_types(cfg, data)
+    if wrong:
+        raise ConfigError("\n".join(f"{source}: {key}: {value!r} is not a valid {typ} (expected a {typ} value)"
+                                     for key, value, typ in wrong))
     try:
         hyperparams.override_params_dict(cfg, data, is_strict=True)
     except KeyError as e:  # Model Garden's strict check (should have been caught above)

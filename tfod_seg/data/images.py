@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import threading
 from typing import TYPE_CHECKING, Optional, Tuple, Union
 
 from tfod_seg import io as fileio
@@ -54,16 +55,15 @@ DEFAULT_MAX_PIXELS = 89_478_485
 _max_pixels: Optional[int] = DEFAULT_MAX_PIXELS
 
 
-def set_max_pixels(limit: Optional[int]) -> None:
-    """Refuse images with more than ``limit`` pixels (``None`` or 0: no limit). Also sets
-    Pillow's own decompression-bomb limit to match, so it does not refuse what is allowed."""
-    global _max_pixels
-    from PIL import Image
+_PIL_LOCK = threading.Lock()
 
+
+def set_max_pixels(limit: Optional[int]) -> None:
+    """Refuse images with more than ``limit`` pixels (``None`` or 0: no limit)."""
+    global _max_pixels
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise UserError(f"--max-pixels must be a non-negative integer, got {limit!r}")
     _max_pixels = limit or None
-    Image.MAX_IMAGE_PIXELS = _max_pixels
 
 
 def max_pixels() -> Optional[int]:
@@ -101,13 +101,17 @@ def _open(data: bytes, source: Optional[str]) -> "PILImage.Image":
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below
-            img = Image.open(io.BytesIO(data))
+        # Pillow's own bomb check (a module-wide setting) is replaced by `check_pixels` below,
+        # which names the image and honours --max-pixels; the lock keeps the switch per call.
+        with _PIL_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                img = Image.open(io.BytesIO(data))
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
         check_pixels(img.size[0], img.size[1], source)
         return img
-    except Image.DecompressionBombError as e:
-        raise AnnotationError(source, f"image is over the pixel limit ({e}); raise it with --max-pixels") from None
     except UnidentifiedImageError:
         raise AnnotationError(source, "not an image file Pillow can read (unknown or corrupt format)") from None
     except (OSError, ValueError, SyntaxError) as e:  # Pillow raises these for corrupt headers

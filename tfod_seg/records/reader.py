@@ -160,11 +160,16 @@ def iter_raw_records(patterns) -> Iterator[tuple]:
     import tensorflow as tf
 
     for path in expand_patterns(patterns):
-        idx = 0
+        idx = framed = 0
         try:
             for rec in tf.data.TFRecordDataset(path).as_numpy_iterator():
                 yield path, idx, rec
                 idx += 1
+                framed += len(rec) + 16  # length, its CRC, data, data CRC
+            extra = io.size(path) - framed
+            if extra:  # TensorFlow stops quietly at a partial header: a cut file or not a TFRecord
+                raise UserError(f"{path}: record {idx} cannot be read: not a TFRecord file, truncated or corrupt "
+                                f"({extra} bytes after the last complete record; {idx} records before it were read)")
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
             detail = e.message.splitlines()[0] if e.message else type(e).__name__
             raise UserError(f"{path}: record {idx} cannot be read: not a TFRecord file, truncated or corrupt "
