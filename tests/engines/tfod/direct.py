@@ -45,11 +45,20 @@ def main_python() -> str | None:
     return None
 
 
-def run(args: list[str], *, python: str | None = None, cwd=None, timeout: float = 1800,
+def run(args: list, *, python: str | None = None, cwd=None, timeout: float = 1800,
         env: dict | None = None) -> subprocess.CompletedProcess:
     """``python ARGS`` in a subprocess; fails the test with the output's tail when it fails."""
+    return _run([python or tfod_python(), *args], cwd=cwd, timeout=timeout, env=env)
+
+
+def run_tool(name: str, args: list, **kwargs) -> subprocess.CompletedProcess:
+    """A console script of the TFOD2 environment (e.g. ``tflite_convert``), run as a user does."""
+    return _run([str(Path(tfod_python()).parent / name), *args], **kwargs)
+
+
+def _run(cmd: list, *, cwd=None, timeout: float = 1800, env: dict | None = None) -> subprocess.CompletedProcess:
     full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", **(env or {}))
-    cmd = [python or tfod_python(), *[os.fspath(a) for a in args]]
+    cmd = [os.fspath(a) for a in cmd]
     proc = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
