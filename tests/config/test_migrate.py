@@ -95,3 +95,29 @@ def test_migrated_config_trains_two_steps(tmp_path, capsys):
     model_dir = str(tmp_path / "run")
     assert main(["train", "--pipeline_config_path", out, "--model_dir", model_dir, "--strategy", "cpu"]) == 0
     assert any(f.startswith("ckpt-2") for f in os.listdir(model_dir))
+
+
+def test_migrate_raw_faster_rcnn_and_flags_it_does_not_take(records, tmp_path, capsys):
+    src = write_zoo_config(tmp_path, "faster_rcnn_resnet152_fpn_keras", "keep_aspect", size=1024)
+    result = migrate_config(src, str(tmp_path / "g.yaml"), label_map=records["label_map"], target="tpu")
+    cfg = load_experiment(result.out)[1]
+    assert cfg.task.model.include_mask is True and cfg.task.model.num_classes == 4
+    assert cfg.runtime.mixed_precision_dtype == "bfloat16" and cfg.runtime.distribution_strategy == "tpu"
+    assert ("(Faster R-CNN: no mask head)", "include_mask: true, Model Garden's default mask head") in result.approximate
+    assert any("second_stage_batch_size (TFOD2 default 64)" in f for f, _ in result.mapped)
+    assert cfg.task.model.roi_sampler.num_sampled_rois == 64
+    # its placeholders are still placeholders: --check says so
+    fields = {p.field for p in check_config(result.out) if p.severity == "error"}
+    assert "task.train_data.input_path" in fields
+    assert main(["config", "--migrate", src, "--out", str(tmp_path / "h.yaml"), "--batch-size", "4"]) == 2
+    assert "drop --batch-size" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("template", ["tfod_mask_rcnn_resnet50_fpn_640", "tfod_mask_rcnn_resnet101_1024",
+                                      "tfod_mask_rcnn_inception_resnet_v2_1024"])
+def test_migrate_shipped_tfod_templates(records, tmp_path, template):
+    src = generate_config(template, label_map=records["label_map"], train=records["train"], val=records["val"],
+                          model_dir="m", out=str(tmp_path / "p.config"), steps=1000, batch_size=8)
+    result = migrate_config(src, str(tmp_path / "g.yaml"))
+    assert load_experiment(result.out)[1].task.model.mask_head.num_convs == 4
+    assert [p for p in check_config(result.out) if p.severity == "error"] == []

@@ -119,8 +119,12 @@ def _migrate(args) -> int:
 
     if not args.out:
         raise ConfigError("--migrate needs --out EXPERIMENT.yaml")
-    ignored = [f for f, v in (("--template", args.template), ("--train", args.train), ("--val", args.val),
-                              ("--set", args.overrides)) if v]
+    ignored = [f"--{k.replace('_', '-')}" for k in ("template", "train", "val", "model_dir", "batch_size", "steps",
+                                                    "lr", "warmup_steps", "image_size", "checkpoint",
+                                                    "checkpoint_type", "augment", "mask_type", "mixed_precision")
+               if getattr(args, k) is not None]
+    if args.overrides:
+        ignored.append("--set")
     if ignored:
         raise ConfigError(f"--migrate takes the input paths and settings from {args.migrate}; drop "
                           f"{', '.join(ignored)} (then regenerate or --set with --template {args.out})")
