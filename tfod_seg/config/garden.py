@@ -208,7 +208,9 @@ def _find_unknown(cfg, data: Mapping[str, Any], prefix: str = ""):
     return bad
 
 
-_SCALAR_TYPES = ((bool, (bool,)), (int, (int,)), (float, (int, float)), (str, (str,)))
+# Numeric and boolean fields only: string fields are often Union[str, List[str]]
+# (task.init_checkpoint_modules: 'all' or ['backbone', 'decoder']).
+_SCALAR_TYPES = ((bool, (bool,)), (int, (int,)), (float, (int, float)))
 
 
 def _find_wrong_types(cfg, data: Mapping[str, Any], prefix: str = ""):
