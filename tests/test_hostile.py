@@ -115,6 +115,18 @@ def _records(t: Path) -> str:
     return str(t / "rec")
 
 
+_HELD = []
+
+
+def _hold_lock(folder: Path):
+    """Hold the output lock of ``folder`` as a concurrent run would (released after the test)."""
+    from tfod_seg import io
+
+    lock = io.output_lock(str(folder))
+    lock.__enter__()
+    _HELD.append(lock)
+
+
 def _deep_json(n=100_000) -> bytes:
     return b"[" * n + b"]" * n
 
@@ -336,6 +348,10 @@ CASES: List[Case] = [
     Case("visualize_out_is_file", "path kind", lambda t: (t.joinpath("f").write_text("x"),
          ["visualize", "--records", _records(t), "--out", str(t / "f"), "--no-progress"])[1], "error",
          "f: --out folder is a file, expected a folder", absent=()),
+    Case("convert_concurrent_run_same_out", "concurrency", lambda t: (_labelme(t), _hold_lock(t / "out"))[0],
+         "error", "out: another tfod-seg run (process", absent=("out/report.json",)),
+    Case("convert_cleans_stale_temporaries", "concurrency", lambda t: (_labelme(t), (t / "out").mkdir(),
+         (t / "out" / ".train-00000-of-00001.tfrecord.k2j4h5g6.tmp").write_bytes(b"x" * 1000))[0], "ok", "1 images"),
     Case("visualize_labelme_bomb", "image", lambda t: (
         _labelme(t), (t / "lm" / "img.jpg").unlink(), (t / "lm" / "img.png").write_bytes(_png_header_only(60000, 60000)),
         _labelme(t, image=False, imagePath="img.png", imageHeight=60000, imageWidth=60000),
@@ -378,6 +394,8 @@ def test_hostile_input(case, tmp_path, capsys, monkeypatch):
     else:
         assert rc == 0, (rc, out, err)
         assert case.text in out, out
+    while _HELD:
+        _HELD.pop().__exit__(None, None, None)
     assert not [p for p in tmp_path.rglob("*.tmp")], "temporary files left behind"
 
 

@@ -544,32 +544,48 @@ def output_lock(folder, what: str = "output folder") -> Iterator[List[str]]:
 
     A second run into the same local folder is refused with `OutputBusyError` instead of
     overwriting or deleting the first one's files. Once the lock is held, temporary files of a
-    killed earlier run are removed; the context yields their paths. URLs are not locked (object
-    stores have no locks): only the stale temporaries are cleaned there.
+    killed earlier run are removed; the context yields their paths. The lock file is removed at
+    the end. URLs are not locked (object stores have no locks): only the stale temporaries are
+    cleaned there.
     """
     p = makedirs(folder, what)
     if is_url(p):
         yield remove_stale_temporaries(p)
         return
-    import fcntl
-
     lock = os.path.join(p, LOCK_NAME)
+    fd = _acquire(lock, p, what)
     try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
-    except OSError as e:
-        raise PathError(f"{p}: cannot create the lock file in the {what} ({e.strerror})") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
-            raise OutputBusyError(f"{p}: another tfod-seg run (process {owner}) is writing into this {what}; "
-                                  "wait for it to finish or choose another folder") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield remove_stale_temporaries(p)
     finally:
-        os.close(fd)  # releases the lock; the file stays (unlinking it would race a waiting run)
+        with contextlib.suppress(OSError):
+            os.unlink(lock)  # while still holding it: a waiting run then re-checks the inode
+        os.close(fd)
+
+
+def _acquire(lock: str, folder: str, what: str) -> int:
+    import fcntl
+
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        except OSError as e:
+            raise PathError(f"{folder}: cannot create the lock file in the {what} ({e.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise OutputBusyError(f"{folder}: another tfod-seg run (process {owner}) is writing into this {what}; "
+                                  "wait for it to finish or choose another folder") from None
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # the holder removed it as we opened it: take the new one
 
 
 @contextlib.contextmanager

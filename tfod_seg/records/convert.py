@@ -481,10 +481,14 @@ def convert_dataset(samples: Iterable[Sample], out_dir: Union[str, os.PathLike],
     out_dir = io.check_path(out_dir, "output folder")
     plan = ConversionPlan(samples, options, label_map)
     writer = writer if writer is not None else LocalWriter(workers)
-    io.makedirs(out_dir)
-    tally = Tally(plan.splits, strict=strict)
-    written = writer.write(plan, out_dir, tally, progress)
-    return build_report(plan, tally, written, out_dir)
+    # One run per folder: a concurrent second run is refused instead of deleting this one's
+    # shards; temporary files of a killed earlier run are removed once the lock is held.
+    with io.output_lock(out_dir) as stale:
+        if stale:
+            log.info("removed %d temporary file(s) of an interrupted earlier run in %s", len(stale), out_dir)
+        tally = Tally(plan.splits, strict=strict)
+        written = writer.write(plan, out_dir, tally, progress)
+        return build_report(plan, tally, written, out_dir)
 
 
 def class_count_lines(counts: Dict[str, int]) -> List[str]:
