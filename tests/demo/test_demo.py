@@ -16,29 +16,28 @@ import shutil
 
 import pytest
 
-from tfod_seg.engines.base import EvalResult, ExportResult
+from tfod_seg.engines.base import ExportResult
 from tfod_seg.errors import UserError
 
 
 @pytest.fixture
 def reuse_tiny_model(monkeypatch, tiny_trained_model, tiny_export):
-    """Replace train / evaluate / export with copies of the session's tiny model and export;
-    record what the demo passed to them."""
-    import tfod_seg.engines.garden.evaluate as evaluate_mod
+    """Replace train / export with copies of the session's tiny model and export; record what
+    the demo passed to them."""
     import tfod_seg.engines.garden.export as export_mod
     import tfod_seg.engines.garden.train as train_mod
 
     calls = {}
 
-    def fake_train(config, model_dir, *, num_train_steps=None, on_progress=None, **kw):
+    def fake_train(config, model_dir, *, num_train_steps=None, time_budget=None, eval_every=None,
+                   budget_reserve=None, on_progress=None, **kw):
         calls["train"] = (config, model_dir, num_train_steps)
+        calls["budget"] = (time_budget, eval_every, budget_reserve(2.0))
         shutil.copytree(tiny_trained_model.model_dir, model_dir)
-        return dataclasses.replace(tiny_trained_model.result, model_dir=model_dir)
-
-    def fake_evaluate(config, checkpoint_dir, *, once=True, eval_timeout=None):
-        calls["evaluate"] = (config, checkpoint_dir)
-        return EvalResult(metrics={"box_AP": 0.25, "mask_AP": 0.2}, step=tiny_trained_model.steps,
-                          checkpoint=checkpoint_dir)
+        best = {"metric": "mask_AP", "value": 0.2, "step": tiny_trained_model.steps, "checkpoint": "x",
+                "metrics": {"box_AP": 0.25, "mask_AP": 0.2}}
+        return dataclasses.replace(tiny_trained_model.result, model_dir=model_dir, best=best,
+                                   stop_reason="time budget: schedule fitted to 40 steps")
 
     def fake_export(config, trained_checkpoint_dir, output_directory, *, input_type="image_tensor"):
         calls["export"] = (config, trained_checkpoint_dir, output_directory)
@@ -47,7 +46,6 @@ def reuse_tiny_model(monkeypatch, tiny_trained_model, tiny_export):
                             saved_model=os.path.join(output_directory, "saved_model"), input_type=input_type)
 
     monkeypatch.setattr(train_mod, "train", fake_train)
-    monkeypatch.setattr(evaluate_mod, "evaluate", fake_evaluate)
     monkeypatch.setattr(export_mod, "export", fake_export)
     return calls
 
@@ -75,7 +73,9 @@ def test_run_demo_writes_every_output(tmp_path, reuse_tiny_model, tiny_trained_m
     # The model stages got the generated config and the demo's folders.
     config = str(out / "pipeline.yaml")
     assert reuse_tiny_model["train"] == (config, str(out / "model"), 7)
-    assert reuse_tiny_model["evaluate"] == (config, str(out / "model"))
+    budget, eval_every, reserve = reuse_tiny_model["budget"]
+    assert 0 < budget <= 480 and eval_every >= 7  # the demo's 8 minutes; one evaluation, at the end
+    assert reserve > 0  # seconds kept for the stages after training
     assert reuse_tiny_model["export"] == (config, str(out / "model"), str(out / "exported"))
     with open(config, encoding="utf-8") as f:
         text = f.read()
@@ -97,6 +97,7 @@ def test_run_demo_writes_every_output(tmp_path, reuse_tiny_model, tiny_trained_m
     stages = on_disk["stage_seconds"]  # each rounded to 0.01 s, as is the total
     assert on_disk["wall_seconds"] >= sum(stages.values()) - 0.005 * (len(stages) + 1)
     assert on_disk["checkpoint_eval"]["mask_AP"] == 0.2
+    assert on_disk["train_stop_reason"].startswith("time budget") and on_disk["time_budget_seconds"] == 480
     # The headline numbers are the export's score on the held-out split.
     scored = json.loads((out / "score" / "metrics.json").read_text())
     assert on_disk["mask_AP"] == pytest.approx(scored["segm"]["AP"])
@@ -152,6 +153,7 @@ def test_cli_demo_prints_mask_ap_and_wall_time(monkeypatch, tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "d"), "--num-images", "50", "--num-steps", "20"]) == 0
     captured = capsys.readouterr()
     assert seen == {"out_dir": str(tmp_path / "d"), "seed": 0, "num_images": 50, "num_steps": 20}
+    assert "time budget 8:00" in captured.err
     assert "mask AP 0.660" in captured.out and "box AP 0.710" in captured.out
     assert "wall time 5 min 2 s" in captured.out
     assert f"[{len(demo.STAGES)}/{len(demo.STAGES)}] report done" in captured.err

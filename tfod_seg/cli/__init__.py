@@ -24,6 +24,7 @@ import sys
 from typing import List, Optional
 
 from tfod_seg import __version__
+from tfod_seg.cli._quiet import quiet_output
 
 # Order is the order shown in --help: pipeline stages first to last.
 SUBCOMMANDS = [
@@ -89,7 +90,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.verbose < 2:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        return int(args._run(args) or 0)
+        with quiet_output(args, args.verbose):  # library noise to the command's log file (-v: shown)
+            return int(args._run(args) or 0)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

@@ -22,6 +22,9 @@ examples:
   tfod-seg export --pipeline_config_path work/pipeline.yaml \\
       --trained_checkpoint_dir work/model --output_directory work/exported_jpeg \\
       --input_type encoded_image_string_tensor
+  tfod-seg export --pipeline_config_path work/pipeline.yaml \\
+      --trained_checkpoint_dir work/model --output_directory work/exported_best \\
+      --checkpoint best                                   # the best checkpoint of train --eval_every
   tfod-seg export --pipeline_config_path work/pipeline.config \\
       --trained_checkpoint_dir work/model --output_directory work/exported   # TFOD2 engine
 
@@ -46,6 +49,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--input_type", default="image_tensor", choices=INPUT_TYPES,
                         help="image_tensor: uint8 [1,H,W,3]; encoded_image_string_tensor: JPEG/PNG bytes [1]; "
                              "tf_example: serialized tf.Example [1]")
+    parser.add_argument("--checkpoint", default=None, metavar="best|PREFIX",
+                        help="garden: export MODEL_DIR/best/ (kept by train --eval_every) or this checkpoint "
+                             "prefix instead of the latest checkpoint")
     add_engine_flag(parser)
     parser.add_argument("--config_override", default=None, metavar="TEXT",
                         help="tfod engine only: pipeline_pb2 text merged into the config (TFOD2's flag)")
@@ -57,7 +63,7 @@ def options_from_args(args):
 
     return ExportOptions(config_path=args.pipeline_config_path, trained_checkpoint_dir=args.trained_checkpoint_dir,
                          output_directory=args.output_directory, input_type=args.input_type,
-                         config_override=args.config_override, tfod_python=args.tfod_python)
+                         checkpoint=args.checkpoint, config_override=args.config_override, tfod_python=args.tfod_python)
 
 
 def run(args) -> int:

@@ -28,6 +28,15 @@ EPILOG = """examples:
   TF_CONFIG='{"cluster":{"worker":["10.0.0.1:2222","10.0.0.2:2222"]},"task":{"type":"worker","index":0}}' \\
       tfod-seg train --pipeline_config_path cfg.yaml --model_dir gs://bucket/run --strategy multi_worker
 
+  # fit the run to the clock: steps and learning-rate schedule chosen from the measured speed
+  tfod-seg train --pipeline_config_path out/garden.yaml --model_dir runs/budget --time_budget 20m
+
+  # keep the best checkpoint by mask AP (MODEL_DIR/best/), stop after 3 evaluations without gain
+  tfod-seg train --pipeline_config_path out/garden.yaml --model_dir runs/best --num_train_steps 5000 \\
+      --eval_every 500 --patience 3 --min_delta 0.005
+  tfod-seg export --pipeline_config_path out/garden.yaml --trained_checkpoint_dir runs/best \\
+      --output_directory runs/best/exported --checkpoint best
+
   # real TFOD2 (needs `make tfod-env`)
   tfod-seg train --pipeline_config_path out/pipeline.config --model_dir runs/tfod --num_train_steps 5000
 """
@@ -59,6 +68,21 @@ def add_arguments(parser) -> None:
                         help="transfer learning (garden): initialise backbone + FPN from this checkpoint "
                              "(prefix or directory, e.g. another run's model_dir); heads start new. "
                              "Used only when --model_dir has no checkpoint yet")
+    clock = parser.add_argument_group("time budget, best checkpoint, early stopping (garden engine)")
+    clock.add_argument("--time_budget", default=None, metavar="DURATION",
+                       help="e.g. 90s, 8m, 2h: measure steps/s after warm-up, choose the total steps so training "
+                            "ends inside the budget and fit the learning-rate schedule to it (a complete schedule); "
+                            "with --num_train_steps, whichever ends first. Resuming keeps the fitted schedule")
+    clock.add_argument("--eval_every", default=None, metavar="N|DURATION",
+                       help="evaluate on the val records every N steps (or every 5m, ...) and at the end; the best "
+                            "checkpoint is kept in MODEL_DIR/best/ with best.json (export --checkpoint best)")
+    clock.add_argument("--eval_metric", default="mask_AP", metavar="NAME",
+                       help="metric choosing the best checkpoint (box_AP, mask_AP50, validation_loss, ...; "
+                            "names with 'loss' are better lower)")
+    clock.add_argument("--patience", type=int, default=None, metavar="K",
+                       help="stop after K evaluations without an improvement of at least --min_delta")
+    clock.add_argument("--min_delta", type=float, default=0.0, metavar="D",
+                       help="smallest change of --eval_metric that counts as an improvement")
     add_engine_flag(parser)
     tfod = parser.add_argument_group("TFOD2-only flags (passed to model_main_tf2)")
     tfod.add_argument("--sample_1_of_n_eval_examples", type=int, default=None, metavar="N")
@@ -77,6 +101,8 @@ def options_from_args(args):
         config_path=args.pipeline_config_path, model_dir=args.model_dir, num_train_steps=args.num_train_steps,
         checkpoint_every_n=args.checkpoint_every_n, strategy=args.strategy, tpu_name=args.tpu_name,
         num_workers=args.num_workers, mixed_precision=args.mixed_precision, init_checkpoint=args.checkpoint,
+        time_budget=args.time_budget, eval_every=args.eval_every, patience=args.patience, min_delta=args.min_delta,
+        eval_metric=args.eval_metric,
         sample_1_of_n_eval_examples=args.sample_1_of_n_eval_examples, use_tpu=args.use_tpu,
         config_override=args.config_override, log_file=args.log_file, tfod_python=args.tfod_python)
 
@@ -104,6 +130,13 @@ def print_summary(summary, stream=None) -> None:
     if summary.final_loss is not None:
         line += f"; final loss {summary.final_loss:.4g}"
     print(line, file=stream)
+    if summary.stop_reason and summary.stop_reason != "total steps reached":
+        measured = (f", {summary.measured_steps_per_sec:.2f} steps/s measured" if summary.measured_steps_per_sec
+                    else "")
+        print(f"stopped: {summary.stop_reason}{measured}", file=stream)
+    if summary.best:
+        print(f"best checkpoint: {summary.best['checkpoint']} ({summary.best['metric']} {summary.best['value']:.4f} "
+              f"at step {summary.best['step']})", file=stream)
     if summary.checkpoint:
         print(f"checkpoint: {summary.checkpoint}", file=stream)
     if summary.params_yaml:

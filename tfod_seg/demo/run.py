@@ -7,30 +7,51 @@ demo is also a smoke test of a whole install. Layout of ``out_dir``::
     dataset/            LabelMe JSON + images (`tfod_seg.demo.shapes.generate_shapes_dataset`)
     records/            {train,val}-*.tfrecord, label_map.pbtxt, report.json (`convert_dataset`)
     pipeline.yaml       Model Garden experiment from pipelines/garden_cpu_demo.yaml (`generate_config`)
-    model/              checkpoints, TensorBoard summaries, the config used (`train`, `evaluate`)
+    model/              checkpoints, TensorBoard summaries, the config used, best/ (`train`, which
+                        also evaluates the last checkpoint on the val split)
     exported/           saved_model/ with the TFOD2 signature, label map, config (`export`)
     predictions/        the export run on (up to 32) held-out images: overlays/, coco/ (`run_inference`)
     score/              COCO metrics of the export on the val records, PR curves, report (`score_model`)
     report.md           metrics, per-stage times, links to the plots and a few overlays
     metrics.json        box_AP, mask_AP, mask_AP50, ..., wall_seconds, stage_seconds
-    logs/engine.log     what Model Garden / Orbit print during train, evaluate, export
+    logs/engine.log     what Model Garden / Orbit print during train and export
+    logs/demo.log       everything else libraries log (`tfod-seg demo`)
+
+**Time budget** (default 8 minutes for the whole demo): the training stage gets what the
+budget leaves after the stages before it and a reserve for the stages after it; the reserve is
+counted in training steps (``POST_TRAIN_STEPS``, measured) and converted with the steps/s
+measured during training, so on a slower machine training stops earlier and the whole demo
+still ends inside the budget. Training also stops at ``MAX_STEPS`` (or ``num_steps``) on a fast
+machine. The learning-rate schedule is fitted to the steps actually run (see
+`tfod_seg.engines.garden.loop`).
 
 The headline metrics (``box_AP``, ``mask_AP``, ...) are those of the *exported* SavedModel on
 the validation split (what a user gets); the checkpoint's own Model Garden evaluation is kept
-under ``checkpoint_eval``.
+under ``checkpoint_eval`` (the last checkpoint, evaluated at the end of training).
 """
 
 from __future__ import annotations
 
 import contextlib
-import glob
+import dataclasses
 import logging
 import os
 import shutil
 import time
 from typing import Callable, Dict, List, Optional
 
+from tfod_seg import io
+from tfod_seg.annotations.labelme import read_labelme
+from tfod_seg.config.generate import generate_config
+from tfod_seg.demo.shapes import generate_shapes_dataset
+from tfod_seg.engines.budget import parse_duration
+from tfod_seg.engines.garden import export as export_mod
+from tfod_seg.engines.garden import train as train_mod
 from tfod_seg.errors import UserError
+from tfod_seg.evaluation.score import score_model
+from tfod_seg.inference.run import run_inference
+from tfod_seg.records.convert import convert_dataset
+from tfod_seg.records.reader import iter_raw_records, parse_example
 
 logger = logging.getLogger(__name__)
 
@@ -39,14 +60,20 @@ TEMPLATE = "garden_cpu_demo"
 NUM_IMAGES = 500
 VAL_FRACTION = 0.2
 IMAGE_SIZE = 192
+TIME_BUDGET = "8m"  # the whole demo, dataset to report
+MAX_STEPS = 400  # training stops here on a fast machine (the template's train_steps)
+#: Cost of the stages after training (final evaluation, export, inference, scoring, report),
+#: in training steps of the demo model: measured as their wall time x training steps/s in one
+#: run; the reserve in seconds is this divided by the steps/s measured while training.
+POST_TRAIN_STEPS = 110
 MIN_SCORE = 0.5  # detections drawn on the overlays
 MAX_OVERLAY_IMAGES = 32  # held-out images run through `run_inference` for overlays (scoring uses all)
 NUM_OVERLAYS_IN_REPORT = 4
 
-STAGES = ("dataset", "convert", "config", "train", "evaluate", "export", "infer", "score", "report")
+STAGES = ("dataset", "convert", "config", "train", "export", "infer", "score", "report")
 _MARKER = ".tfod-seg-demo"
-_OWNED = ("dataset", "records", "model", "exported", "predictions", "score", "logs", "pipeline.yaml", "report.md",
-          "metrics.json")
+_OWNED = ("dataset", "records", "model", "exported", "predictions", "score", "logs/engine.log", "pipeline.yaml",
+          "report.md", "metrics.json")
 
 
 def _prepare_out_dir(out_dir: str) -> None:
@@ -62,8 +89,8 @@ def _prepare_out_dir(out_dir: str) -> None:
             elif os.path.exists(path):
                 os.unlink(path)
     os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, _MARKER), "w", encoding="utf-8") as f:
-        f.write("output of `tfod-seg demo`; the demo clears this folder's demo files when run again here\n")
+    io.atomic_write_text(os.path.join(out_dir, _MARKER),
+                         "output of `tfod-seg demo`; the demo clears this folder's demo files when run again here\n")
 
 
 class _Clock:
@@ -97,8 +124,6 @@ def _stdout_to(path: str):
 
 def _val_image_files(dataset_dir: str, val_records: List[str]) -> List[str]:
     """Image files of the validation split, found through the records' ``image/filename``."""
-    from tfod_seg.records.reader import iter_raw_records, parse_example
-
     files = []
     for path, index, serialized in iter_raw_records(val_records):
         rec = parse_example(serialized, path, index, decode_masks=False)
@@ -120,8 +145,108 @@ def _headline(score: Dict) -> Dict[str, float]:
     return out
 
 
+@dataclasses.dataclass
+class DemoPlan:
+    """What the demo will do and where (paths under ``out_dir``)."""
+
+    out_dir: str
+    num_images: int
+    image_size: int
+    num_steps: int
+    val_fraction: float
+    seed: int
+    deadline: float  # time.monotonic() at which the whole demo's budget ends
+    budget_seconds: float
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.out_dir, name)
+
+
+def plan_demo(out_dir, *, num_images: int = NUM_IMAGES, image_size: int = IMAGE_SIZE, num_steps: Optional[int] = None,
+              val_fraction: float = VAL_FRACTION, seed: int = 0, time_budget=TIME_BUDGET) -> DemoPlan:
+    """Check the arguments, prepare ``out_dir`` and start the budget's clock."""
+    if num_images < 2:
+        raise UserError(f"--num-images {num_images}: expected at least 2 (one to train, one to hold out)")
+    if not 0.0 < val_fraction < 1.0:
+        raise UserError(f"--val-fraction {val_fraction}: expected a value in (0, 1)")
+    if num_steps is not None and num_steps <= 0:
+        raise UserError(f"--num-steps {num_steps}: expected a positive number of steps")
+    budget = parse_duration(time_budget, "--time_budget")
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    _prepare_out_dir(out_dir)
+    return DemoPlan(out_dir, num_images, image_size, num_steps or MAX_STEPS, val_fraction, seed,
+                    time.monotonic() + budget, budget)
+
+
+def _post_train_reserve(rate: Optional[float]) -> float:
+    """Seconds to keep for the stages after training at ``rate`` training steps/s."""
+    return POST_TRAIN_STEPS / rate if rate else 0.0
+
+
+def _data_stages(plan: DemoPlan, clock: _Clock) -> Dict:
+    with clock.stage("dataset"):
+        shapes = generate_shapes_dataset(plan.path("dataset"), plan.num_images, plan.image_size, plan.seed)
+    with clock.stage("convert"):
+        conversion = convert_dataset(read_labelme(plan.path("dataset")), plan.path("records"),
+                                     label_map=shapes["label_map"], val_fraction=plan.val_fraction, seed=plan.seed,
+                                     strict=True)
+        conversion = conversion.to_json() if hasattr(conversion, "to_json") else conversion
+        if not conversion["splits"].get("val", {}).get("images"):
+            raise UserError(f"--num-images {plan.num_images} with --val-fraction {plan.val_fraction} held out no "
+                            "image; use more images or a larger fraction")
+    with clock.stage("config"):
+        config = generate_config(TEMPLATE, label_map=conversion["label_map"], train=plan.path("records/train-*.tfrecord"),
+                                 val=plan.path("records/val-*.tfrecord"), model_dir=plan.path("model"),
+                                 out=plan.path("pipeline.yaml"), steps=plan.num_steps, target="cpu")
+    return {"conversion": conversion, "config": config}
+
+
+def _model_stages(plan: DemoPlan, clock: _Clock, config: str, on_train_progress) -> Dict:
+    log = plan.path("logs/engine.log")
+    with clock.stage("train"), _stdout_to(log):
+        trained = train_mod.train(config, plan.path("model"), num_train_steps=plan.num_steps,
+                                  time_budget=max(1.0, plan.deadline - time.monotonic()), eval_every=10**9,
+                                  budget_reserve=_post_train_reserve, on_progress=on_train_progress)
+    with clock.stage("export"), _stdout_to(log):
+        exported = export_mod.export(config, plan.path("model"), plan.path("exported"))
+    return {"trained": trained, "saved_model": exported.saved_model}
+
+
+def _inference_stages(plan: DemoPlan, clock: _Clock, label_map: str) -> Dict:
+    with clock.stage("infer"):
+        val_records = io.glob(plan.path("records/val-*.tfrecord"))
+        held_out = _val_image_files(plan.path("dataset"), val_records)[:MAX_OVERLAY_IMAGES]
+        inference = run_inference(plan.path("exported"), held_out, plan.path("predictions"),
+                                  formats=("overlay", "coco"), min_score=MIN_SCORE, label_map=label_map).to_json()
+    with clock.stage("score"):
+        score = score_model(plan.path("exported"), val_records, plan.path("score"), label_map=label_map).to_json()
+    return {"inference": inference, "score": score}
+
+
+def _metrics(plan: DemoPlan, data: Dict, model: Dict, results: Dict) -> Dict:
+    splits, trained = data["conversion"]["splits"], model["trained"]
+    metrics = _headline(results["score"])
+    best = trained.best or {}
+    metrics.update({
+        "checkpoint_eval": {k: v for k, v in best.get("metrics", {}).items() if isinstance(v, (int, float, str))},
+        "num_train_images": int(splits["train"]["images"]),
+        "num_val_images": int(splits["val"]["images"]),
+        "num_val_instances": int(splits["val"].get("instances", 0)),
+        "image_size": plan.image_size,
+        "train_steps": trained.final_step if trained.final_step is not None else trained.total_steps,
+        "train_steps_per_sec": trained.measured_steps_per_sec,
+        "train_stop_reason": trained.stop_reason,
+        "final_loss": trained.final_loss,
+        "time_budget_seconds": plan.budget_seconds,
+        "seed": plan.seed,
+        "paths": {"config": data["config"], "saved_model": model["saved_model"], "predictions": plan.path("predictions"),
+                  "score": plan.path("score"), "report": plan.path("report.md")},
+    })
+    return metrics
+
+
 def run_demo(out_dir, *, num_images: int = NUM_IMAGES, image_size: int = IMAGE_SIZE, num_steps: Optional[int] = None,
-             val_fraction: float = VAL_FRACTION, seed: int = 0, progress=None,
+             val_fraction: float = VAL_FRACTION, seed: int = 0, time_budget=TIME_BUDGET, progress=None,
              on_train_progress: Optional[Callable] = None) -> Dict:
     """Run the whole pipeline on a generated shapes dataset into ``out_dir`` (layout above).
 
@@ -129,90 +254,35 @@ def run_demo(out_dir, *, num_images: int = NUM_IMAGES, image_size: int = IMAGE_S
       out_dir: a new or empty folder, or the folder of an earlier demo (its demo files are replaced).
       num_images: shape images to generate (``val_fraction`` of them held out).
       image_size: side of the generated square images in pixels.
-      num_steps: training steps (default: the template's).
+      num_steps: most training steps (default ``MAX_STEPS``); the time budget may stop earlier.
       val_fraction: held-out share of the images (validation split).
       seed: dataset and split seed.
+      time_budget: the whole demo's wall time (``"8m"``, seconds, ...); training adapts to it.
       progress: object with ``update(n)`` (and optionally ``set_postfix_str``), advanced once per
         stage (``len(STAGES)`` in all).
       on_train_progress: receives `tfod_seg.engines.progress.TrainEvent`s during training.
 
     Returns the content of ``out_dir/metrics.json``: ``box_AP``, ``box_AP50``, ``mask_AP``,
     ``mask_AP50``, ... (exported model on the val split, floats in [0, 1], -1 where COCO has no
-    object of that size), ``checkpoint_eval`` (Model Garden's evaluation of the checkpoint),
-    ``wall_seconds``, ``stage_seconds``, ``num_train_images``, ``num_val_images``, ``train_steps``
-    and ``paths``.
+    object of that size), ``checkpoint_eval`` (Model Garden's evaluation of the last checkpoint),
+    ``wall_seconds``, ``stage_seconds``, ``num_train_images``, ``num_val_images``, ``train_steps``,
+    ``train_steps_per_sec``, ``train_stop_reason``, ``time_budget_seconds`` and ``paths``.
     """
-    from tfod_seg.annotations.labelme import read_labelme
-    from tfod_seg.config.generate import generate_config
-    from tfod_seg.demo.shapes import generate_shapes_dataset
-    from tfod_seg.engines.garden.evaluate import evaluate
-    from tfod_seg.engines.garden.export import export
-    from tfod_seg.engines.garden.train import train
-    from tfod_seg.evaluation.score import score_model
-    from tfod_seg.inference.run import run_inference
-    from tfod_seg.io import atomic_write_json, atomic_write_text
-    from tfod_seg.records.convert import convert_dataset
-
-    if num_images < 2:
-        raise UserError(f"--num-images {num_images}: expected at least 2 (one to train, one to hold out)")
-    if not 0.0 < val_fraction < 1.0:
-        raise UserError(f"--val-fraction {val_fraction}: expected a value in (0, 1)")
     wall_start = time.perf_counter()
-    out_dir = os.path.abspath(os.fspath(out_dir))
-    _prepare_out_dir(out_dir)
-    p = {name: os.path.join(out_dir, name) for name in ("dataset", "records", "model", "exported", "predictions", "score")}
-    p["config"] = os.path.join(out_dir, "pipeline.yaml")
+    plan = plan_demo(out_dir, num_images=num_images, image_size=image_size, num_steps=num_steps,
+                     val_fraction=val_fraction, seed=seed, time_budget=time_budget)
     clock = _Clock(progress)
-
-    with clock.stage("dataset"):
-        shapes = generate_shapes_dataset(p["dataset"], num_images, image_size, seed)
-    with clock.stage("convert"):
-        conversion = convert_dataset(read_labelme(p["dataset"]), p["records"], label_map=shapes["label_map"],
-                                     val_fraction=val_fraction, seed=seed, strict=True)
-        splits = conversion["splits"]
-        if not splits.get("val", {}).get("images"):
-            raise UserError(f"--num-images {num_images} with --val-fraction {val_fraction} held out no image; "
-                            "use more images or a larger fraction")
-        label_map = conversion["label_map"]
-        train_glob = os.path.join(p["records"], "train-*.tfrecord")
-        val_glob = os.path.join(p["records"], "val-*.tfrecord")
-    with clock.stage("config"):
-        config = generate_config(TEMPLATE, label_map=label_map, train=train_glob, val=val_glob, model_dir=p["model"],
-                                 out=p["config"], steps=num_steps)
-    log = os.path.join(out_dir, "logs", "engine.log")
-    with clock.stage("train"), _stdout_to(log):
-        trained = train(config, p["model"], num_train_steps=num_steps, on_progress=on_train_progress)
-    with clock.stage("evaluate"), _stdout_to(log):
-        checkpoint_eval = evaluate(config, p["model"], once=True)
-    with clock.stage("export"), _stdout_to(log):
-        saved_model = export(config, p["model"], p["exported"]).saved_model
-    with clock.stage("infer"):
-        val_records = sorted(glob.glob(val_glob))
-        held_out = _val_image_files(p["dataset"], val_records)[:MAX_OVERLAY_IMAGES]
-        inference = run_inference(p["exported"], held_out, p["predictions"], formats=("overlay", "coco"),
-                                  min_score=MIN_SCORE, label_map=label_map).to_json()
-    with clock.stage("score"):
-        score = score_model(p["exported"], val_records, p["score"], label_map=label_map).to_json()
+    data = _data_stages(plan, clock)
+    model = _model_stages(plan, clock, data["config"], on_train_progress)
+    results = _inference_stages(plan, clock, data["conversion"]["label_map"])
     with clock.stage("report"):
-        metrics = _headline(score)
-        metrics.update({
-            "checkpoint_eval": {k: v for k, v in checkpoint_eval.to_json().items() if isinstance(v, (int, float, str))},
-            "num_train_images": int(splits["train"]["images"]),
-            "num_val_images": int(splits["val"]["images"]),
-            "num_val_instances": int(splits["val"].get("instances", 0)),
-            "image_size": image_size,
-            "train_steps": trained.final_step if trained.final_step is not None else trained.total_steps,
-            "final_loss": trained.final_loss,
-            "seed": seed,
-            "paths": {"config": config, "saved_model": saved_model, "predictions": p["predictions"],
-                      "score": p["score"], "report": os.path.join(out_dir, "report.md")},
-        })
+        metrics = _metrics(plan, data, model, results)
         metrics["stage_seconds"] = dict(clock.seconds)  # the report's own few ms are not in its table
         metrics["wall_seconds"] = round(time.perf_counter() - wall_start, 2)
-        atomic_write_text(os.path.join(out_dir, "report.md"), _report_md(out_dir, metrics, inference))
+        io.atomic_write_text(plan.path("report.md"), _report_md(plan.out_dir, metrics, results["inference"]))
     metrics["wall_seconds"] = round(time.perf_counter() - wall_start, 2)
     metrics["stage_seconds"] = dict(clock.seconds)
-    atomic_write_json(os.path.join(out_dir, "metrics.json"), metrics)
+    io.atomic_write_json(plan.path("metrics.json"), metrics)
     return metrics
 
 
@@ -225,7 +295,8 @@ def _report_md(out_dir: str, m: Dict, inference: Dict) -> str:
     lines = [
         "# tfod-seg demo report",
         "",
-        f"Mask R-CNN (Model Garden, template `pipelines/{TEMPLATE}.yaml`) trained for {m['train_steps']} steps on "
+        f"Mask R-CNN (Model Garden, template `pipelines/{TEMPLATE}.yaml`) trained for {m['train_steps']} steps "
+        f"({m.get('train_stop_reason') or 'total steps reached'}; demo budget {m['time_budget_seconds']:.0f} s) on "
         f"{m['num_train_images']} generated shape images ({m['image_size']} px), scored on "
         f"{m['num_val_images']} held-out images ({m['num_val_instances']} instances). Metrics are COCO "
         "AP@[.5:.95] of the exported SavedModel (TFOD2 signature) on the held-out split.",
@@ -245,14 +316,14 @@ def _report_md(out_dir: str, m: Dict, inference: Dict) -> str:
         lines.append(f"| {stage} | {sec:.1f} |")
     lines.append(f"| **total** | **{m['wall_seconds']:.1f}** |")
     score_dir = m["paths"]["score"]
-    plots = sorted(glob.glob(os.path.join(score_dir, "pr_*.png")))
+    plots = io.glob(os.path.join(score_dir, "pr_*.png"))
     if plots:
         lines += ["", "## Precision-recall curves", ""]
         lines += [f"![{os.path.basename(pp)}]({rel(pp)})" for pp in plots]
     if os.path.isfile(os.path.join(score_dir, "report.md")):
         lines += ["", f"Per-class table, thresholds and confusion matrix: [{rel(score_dir)}/report.md]"
                       f"({rel(score_dir)}/report.md)."]
-    overlays = sorted(glob.glob(os.path.join(m["paths"]["predictions"], "overlays", "*.png")))
+    overlays = io.glob(os.path.join(m["paths"]["predictions"], "overlays", "*.png"))
     if overlays:
         lines += ["", f"## Predictions on held-out images (score ≥ {MIN_SCORE})", ""]
         lines += [f"![{os.path.basename(o)}]({rel(o)})" for o in overlays[:NUM_OVERLAYS_IN_REPORT]]

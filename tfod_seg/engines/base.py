@@ -57,6 +57,11 @@ class TrainOptions(_Options):
     num_workers: int = option(1)
     mixed_precision: bool = option(False, engines=GARDEN_ONLY)
     init_checkpoint: Optional[str] = option(flag="--checkpoint", engines=GARDEN_ONLY)
+    time_budget: Optional[str] = option(engines=GARDEN_ONLY)  # "8m", "90s", "2h" or seconds
+    eval_every: Optional[str] = option(engines=GARDEN_ONLY)  # steps ("200") or a duration ("2m")
+    patience: Optional[int] = option(engines=GARDEN_ONLY)
+    min_delta: float = option(0.0, engines=GARDEN_ONLY)
+    eval_metric: str = option("mask_AP", engines=GARDEN_ONLY)
     # TFOD2 (model_main_tf2) flags
     sample_1_of_n_eval_examples: Optional[int] = option(engines=TFOD_ONLY)
     use_tpu: Optional[bool] = option(engines=TFOD_ONLY)
@@ -90,6 +95,7 @@ class ExportOptions(_Options):
     trained_checkpoint_dir: str
     output_directory: str
     input_type: str = option("image_tensor")
+    checkpoint: Optional[str] = option(engines=GARDEN_ONLY)  # None: latest; "best"; or a prefix
     config_override: Optional[str] = option(engines=TFOD_ONLY)
     tfod_python: Optional[str] = option(flag="--tfod-python", engines=TFOD_ONLY)
 
@@ -127,6 +133,11 @@ class TrainSummary(_Result):
     params_yaml: Optional[str] = None
     config_copy: Optional[str] = None
     log_path: Optional[str] = None
+    stop_reason: Optional[str] = None
+    time_budget_seconds: Optional[float] = None
+    measured_steps_per_sec: Optional[float] = None
+    evaluations: int = 0
+    best: Optional[Dict[str, Any]] = None
 
 
 @dataclasses.dataclass

@@ -23,7 +23,9 @@ class GardenEngine:
             options.config_path, options.model_dir, num_train_steps=options.num_train_steps,
             checkpoint_every_n=options.checkpoint_every_n, strategy=options.strategy, tpu_name=options.tpu_name,
             num_workers=options.num_workers, mixed_precision=options.mixed_precision,
-            init_checkpoint=options.init_checkpoint, on_progress=on_progress)
+            init_checkpoint=options.init_checkpoint, time_budget=options.time_budget, eval_every=options.eval_every,
+            patience=options.patience, min_delta=options.min_delta, eval_metric=options.eval_metric,
+            on_progress=on_progress)
 
     def evaluate(self, options: EvaluateOptions, on_progress: ProgressCallback = None) -> EvalResult:
         check_supported(self, options)
@@ -33,4 +35,4 @@ class GardenEngine:
     def export(self, options: ExportOptions) -> ExportResult:
         check_supported(self, options)
         return export_mod.export(options.config_path, options.trained_checkpoint_dir, options.output_directory,
-                                 input_type=options.input_type)
+                                 input_type=options.input_type, checkpoint=options.checkpoint)

@@ -36,7 +36,8 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 from tfod_seg import io
 from tfod_seg.engines.base import TrainSummary
-from tfod_seg.engines.garden import runtime
+from tfod_seg.engines.budget import BestTracker, EvalEvery, parse_duration
+from tfod_seg.engines.garden import loop, runtime
 from tfod_seg.engines.progress import TrainEvent
 from tfod_seg.errors import ConfigError, EngineError
 
@@ -58,6 +59,8 @@ class _ProgressAction:
         self.last_time = time.perf_counter()
         self.last_loss: Optional[float] = None
         self.last_rate: Optional[float] = None
+        self.deadline: Optional[float] = None  # clock() reading at which a time budget ends
+        self.clock: Callable[[], float] = time.monotonic
 
     def start(self, global_step) -> None:
         self.global_step = global_step
@@ -87,6 +90,9 @@ class _ProgressAction:
             if arr.ndim == 0 and arr.dtype.kind in "fiu":
                 extra[k] = float(arr)
         eta = (self.total_steps - step) / rate if rate else None
+        if self.deadline is not None:  # never an ETA beyond the budget
+            left = max(0.0, self.deadline - self.clock())
+            eta = left if eta is None else min(eta, left)
         self.on_progress(TrainEvent(step=step, total_steps=self.total_steps, loss=loss,
                                     steps_per_sec=rate, eta_seconds=eta, extra=extra))
 
@@ -130,6 +136,15 @@ def _warn_schedule(params, total: int) -> None:
                        kind, decay, total, total - decay, kind)
 
 
+def _schedule_steps(params) -> int:
+    """The step at which the config's learning-rate schedule reaches its end value: its
+    ``decay_steps`` (cosine, polynomial, ...), else ``trainer.train_steps`` (e.g. stepwise)."""
+    lr = params.trainer.optimizer_config.learning_rate
+    sub = getattr(lr, lr.type, None) if lr.type else None
+    decay = getattr(sub, "decay_steps", None)
+    return int(decay) if decay and decay > 0 else int(params.trainer.train_steps)
+
+
 @dataclasses.dataclass
 class _Plan:
     """What a training run will do, decided before the model is built."""
@@ -143,6 +158,7 @@ class _Plan:
     strategy_name: str
     latest: Optional[str]
     latest_step: int
+    base_steps: int  # where the config's learning-rate schedule ends (`_schedule_steps`)
 
     def summary(self, **fields) -> TrainSummary:
         return TrainSummary(engine="garden", model_dir=self.model_dir, experiment=self.experiment,
@@ -152,10 +168,8 @@ class _Plan:
 
 def _step_overrides(num_train_steps: Optional[int], checkpoint_every_n: Optional[int]) -> Dict[str, object]:
     overrides: Dict[str, object] = {}
-    if num_train_steps is not None:
-        if int(num_train_steps) <= 0:
-            raise ConfigError(f"--num_train_steps must be a positive total step count, got {num_train_steps}")
-        overrides["trainer.train_steps"] = int(num_train_steps)
+    if num_train_steps is not None and int(num_train_steps) <= 0:
+        raise ConfigError(f"--num_train_steps must be a positive total step count, got {num_train_steps}")
     if checkpoint_every_n is not None:
         if int(checkpoint_every_n) <= 0:
             raise ConfigError(f"--checkpoint_every_n must be positive, got {checkpoint_every_n}")
@@ -168,6 +182,9 @@ def _plan(config_path: str, model_dir: str, *, num_train_steps, checkpoint_every
     """Load the config with the flags' overrides, create the strategy, find the checkpoint to resume."""
     experiment, params = runtime.load_params(config_path, _step_overrides(num_train_steps, checkpoint_every_n)
                                              or None)
+    base_steps = _schedule_steps(params)
+    if num_train_steps is not None:
+        params.override({"trainer": {"train_steps": int(num_train_steps)}}, is_strict=True)
     total = int(params.trainer.train_steps)
     if total <= 0:
         raise ConfigError(f"{config_path}: trainer.train_steps is {total}; give --num_train_steps or set it")
@@ -177,7 +194,7 @@ def _plan(config_path: str, model_dir: str, *, num_train_steps, checkpoint_every
     io.makedirs(model_dir, "--model_dir")
     latest, latest_step = runtime.latest_checkpoint(model_dir)
     return _Plan(config_path, model_dir, experiment, params, total, strategy_obj, strategy_name, latest,
-                 latest_step)
+                 latest_step, base_steps)
 
 
 def _apply_init_checkpoint(plan: _Plan, init_checkpoint: Optional[str]) -> None:
@@ -193,7 +210,7 @@ def _apply_init_checkpoint(plan: _Plan, init_checkpoint: Optional[str]) -> None:
     logger.info("transfer learning: backbone + decoder from %s, heads new", init)
 
 
-def _record_run(plan: _Plan) -> Optional[str]:
+def _record_run(plan: _Plan, settings: loop.LoopSettings) -> Optional[str]:
     """params.yaml, a copy of the config file and train_run.json in model_dir (chief only)."""
     from official.core import train_utils
 
@@ -209,11 +226,12 @@ def _record_run(plan: _Plan) -> Optional[str]:
         "num_workers": plan.strategy_obj.num_replicas_in_sync if plan.strategy_name == "multi_worker" else 1,
         "mixed_precision": params.runtime.mixed_precision_dtype,
         "init_checkpoint": params.task.init_checkpoint or None, "resumed_from": plan.latest,
+        **({"loop": loop.describe_settings(settings)} if settings.active else {}),
     })
     return config_copy
 
 
-def _build(plan: _Plan, on_progress) -> Tuple[Any, _ProgressAction]:
+def _build(plan: _Plan, on_progress, mode: str = "train") -> Tuple[Any, _ProgressAction]:
     """Model Garden's task and Orbit runner, with the progress and NaN-check train actions."""
     from official.core import task_factory, train_lib
 
@@ -228,7 +246,7 @@ def _build(plan: _Plan, on_progress) -> Tuple[Any, _ProgressAction]:
         actions.append(nan_check)
     with contextlib.redirect_stdout(quiet):
         runner = train_lib.OrbitExperimentRunner(
-            distribution_strategy=plan.strategy_obj, task=task, mode="train", params=plan.params,
+            distribution_strategy=plan.strategy_obj, task=task, mode=mode, params=plan.params,
             model_dir=plan.model_dir, train_actions=actions)
     progress.start(runner.trainer.global_step)
     if nan_check is not None:
@@ -236,12 +254,45 @@ def _build(plan: _Plan, on_progress) -> Tuple[Any, _ProgressAction]:
     return runner, progress
 
 
-def _execute(plan: _Plan, runner, progress: _ProgressAction) -> int:
-    """Train to ``plan.total``; a NaN/inf loss or Model Garden's recovery giving up → `EngineError`."""
+def _loop_settings(plan: _Plan, clock, started_at: float, *, num_train_steps, time_budget, eval_every, patience,
+                   min_delta, eval_metric, budget_reserve=None) -> loop.LoopSettings:
+    """Budget, resumed schedule, evaluation cadence and early stopping of this run."""
+    every = EvalEvery.parse(eval_every)
+    if (patience is not None or min_delta) and every is None:
+        raise ConfigError("--patience and --min_delta need --eval_every (evaluations to compare)")
+    budget = parse_duration(time_budget) if time_budget is not None else None
+    settings = loop.LoopSettings(started_at=started_at, base_steps=plan.base_steps, time_budget=budget,
+                                 max_total=num_train_steps if budget else plan.total, eval_every=every, clock=clock,
+                                 reserve=budget_reserve)
+    saved = loop.read_schedule(plan.model_dir) if plan.latest else None
+    if saved and num_train_steps is None:  # resume keeps the schedule of the run it resumes
+        settings.fixed_total, settings.base_steps = int(saved["total_steps"]), int(saved["base_steps"])
+        plan.total = settings.fixed_total
+    elif budget and num_train_steps is None:
+        plan.total = max(plan.total, plan.latest_step + 1)  # a first guess; the budget fits the real total
+    if every:
+        mode = "min" if "loss" in eval_metric else "max"
+        settings.tracker = BestTracker(metric=eval_metric, mode=mode, patience=patience, min_delta=float(min_delta))
+        best = loop.read_best(plan.model_dir)
+        if best and best.get("metric") == eval_metric:
+            settings.tracker.best, settings.tracker.best_step = float(best["value"]), int(best["step"])
+        plan.params.override({"trainer": {
+            "best_checkpoint_export_subdir": loop.BEST_DIR, "best_checkpoint_eval_metric": loop.mg_metric_name(eval_metric),
+            "best_checkpoint_metric_comp": "lower" if mode == "min" else "higher"}}, is_strict=True)
+        runtime.prepare_validation(plan.params, plan.model_dir)
+    return settings
+
+
+def _execute(plan: _Plan, runner, progress: _ProgressAction, settings: loop.LoopSettings) -> loop.LoopResult:
+    """Train (one Model Garden call, or `loop.run_loop` with a budget or evaluations); a NaN/inf
+    loss or Model Garden's recovery giving up → `EngineError`."""
     quiet = runtime.StdoutToLog(logging.getLogger("official.orbit"))
     try:
+        if settings.active:
+            return loop.run_loop(plan, runner, settings, quiet, progress)
         with plan.strategy_obj.scope(), contextlib.redirect_stdout(quiet):
             runner.controller.train(steps=plan.total)
+        return loop.LoopResult(int(runner.trainer.global_step.numpy()), plan.total, "total steps reached")
     except _NonFiniteLoss as e:
         first, last, loss = e.args[0]
         good, good_step = runtime.latest_checkpoint(plan.model_dir)
@@ -257,43 +308,65 @@ def _execute(plan: _Plan, runner, progress: _ProgressAction) -> int:
             raise EngineError(f"training stopped by Model Garden's loss check: {e}; last checkpoint {good} "
                               f"(step {good_step})") from None
         raise
-    return int(runner.trainer.global_step.numpy())
 
 
 def train(config_path, model_dir, *, num_train_steps: Optional[int] = None,
           checkpoint_every_n: Optional[int] = None, strategy: str = "auto", tpu_name: Optional[str] = None,
           num_workers: int = 1, mixed_precision: bool = False, init_checkpoint: Optional[str] = None,
-          on_progress: Optional[Callable[[TrainEvent], None]] = None) -> TrainSummary:
+          time_budget=None, eval_every=None, patience: Optional[int] = None, min_delta: float = 0.0,
+          eval_metric: str = "mask_AP", on_progress: Optional[Callable[[TrainEvent], None]] = None,
+          budget_reserve: Optional[Callable[[Optional[float]], float]] = None,
+          clock: Callable[[], float] = time.monotonic) -> TrainSummary:
     """Train the experiment ``config_path`` into ``model_dir`` up to ``num_train_steps`` total steps.
 
     ``num_train_steps`` and ``checkpoint_every_n`` override ``trainer.train_steps`` and
-    ``trainer.checkpoint_interval``. Returns a `TrainSummary` (``already_done`` is True when
-    the latest checkpoint had already reached ``total_steps``; ``steps_per_sec`` is the rate of
-    the last loop). Both paths may be URLs (``gs://``).
+    ``trainer.checkpoint_interval``. ``time_budget`` (seconds, or ``"8m"``) fits the total
+    step count and the learning-rate schedule to the rate measured after warm-up so training
+    ends inside it (with ``num_train_steps``: whichever ends first). ``eval_every`` (steps, or a
+    duration such as ``"2m"``) evaluates on the val records during training and keeps the best
+    checkpoint by ``eval_metric`` in ``model_dir/best/`` (``best.json``); ``patience`` stops
+    after that many evaluations without an improvement of at least ``min_delta``. Both paths
+    may be URLs (``gs://``). ``budget_reserve(steps_per_sec)`` gives seconds of the budget to
+    leave for work after training (the demo's later stages); ``clock`` (seconds) times the
+    budget (tests pass a fake one).
+
+    Returns a `TrainSummary` (``already_done`` is True when the latest checkpoint had already
+    reached ``total_steps``; ``stop_reason`` says why training stopped).
 
     Raises `EngineError` for a NaN/inf loss (last good checkpoint kept), a bad strategy or
     checkpoint, and `ConfigError` for a bad config.
     """
-    t_start = time.perf_counter()
+    t_start, started_at = time.perf_counter(), clock()
     config_path, model_dir = io.check_path(config_path, "config"), io.check_path(model_dir, "--model_dir")
     plan = _plan(config_path, model_dir, num_train_steps=num_train_steps, checkpoint_every_n=checkpoint_every_n,
                  strategy=strategy, tpu_name=tpu_name, num_workers=num_workers, mixed_precision=mixed_precision)
+    settings = _loop_settings(plan, clock, started_at, num_train_steps=num_train_steps, time_budget=time_budget,
+                              eval_every=eval_every, patience=patience, min_delta=min_delta, eval_metric=eval_metric,
+                              budget_reserve=budget_reserve)
     if plan.latest and plan.latest_step >= plan.total:
         logger.info("%s is at step %d, which already reaches num_train_steps=%d (the total): nothing to train",
                     plan.latest, plan.latest_step, plan.total)
         return plan.summary(start_step=plan.latest_step, final_step=plan.latest_step, already_done=True,
-                            train_seconds=time.perf_counter() - t_start, checkpoint=plan.latest)
+                            train_seconds=time.perf_counter() - t_start, checkpoint=plan.latest,
+                            stop_reason="already at the total", best=loop.read_best(model_dir))
     _apply_init_checkpoint(plan, init_checkpoint)
-    _warn_schedule(plan.params, plan.total)
+    if not (settings.time_budget or settings.fixed_total):  # a budget fits the schedule itself
+        _warn_schedule(plan.params, plan.total)
     plan.params.validate()
     plan.params.lock()
-    config_copy = _record_run(plan)
-    runner, progress = _build(plan, on_progress)
+    config_copy = _record_run(plan, settings)
+    runner, progress = _build(plan, on_progress, "train_and_eval" if settings.eval_every else "train")
+    if settings.time_budget:
+        progress.deadline, progress.clock = started_at + settings.time_budget, clock
     start_step = progress.last_step
     logger.info("training %s from step %d to %d in %s", plan.experiment, start_step, plan.total, model_dir)
     t_train = time.perf_counter()
-    final_step = _execute(plan, runner, progress)
+    done = _execute(plan, runner, progress, settings)
     ckpt = runtime.latest_checkpoint(model_dir)[0] if runtime.is_chief(plan.strategy_obj) else None
-    return plan.summary(start_step=start_step, final_step=final_step, trained_steps=final_step - start_step,
+    plan.total = done.total_steps
+    return plan.summary(start_step=start_step, final_step=done.final_step, trained_steps=done.final_step - start_step,
                         final_loss=progress.last_loss, steps_per_sec=progress.last_rate,
-                        train_seconds=time.perf_counter() - t_train, checkpoint=ckpt, config_copy=config_copy)
+                        train_seconds=time.perf_counter() - t_train, checkpoint=ckpt, config_copy=config_copy,
+                        stop_reason=done.stop_reason, time_budget_seconds=settings.time_budget,
+                        measured_steps_per_sec=done.measured_steps_per_sec, evaluations=len(done.evaluations),
+                        best=done.best)
