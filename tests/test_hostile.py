@@ -305,6 +305,11 @@ CASES: List[Case] = [
          + ']><annotation><filename>a.jpg</filename><object><name>&h6;</name></object></annotation>'), "skip",
          "Annotations/a.xml", None),
 
+    Case("labelme_symlink_loop_in_folder", "path kind", lambda t: (_labelme(t), (t / "lm" / "loop").symlink_to(
+        t / "lm", target_is_directory=True))[0], "ok", "1 images"),
+    Case("labelme_image_path_is_folder", "path kind", lambda t: (_labelme(t), (t / "lm" / "sub.jpg").mkdir(),
+         _labelme(t, imagePath="sub.jpg"))[-1], "skip", "image file not found", "missing_image"),
+
     # output paths of every command
     Case("convert_out_is_file", "path kind", lambda t: (t.joinpath("out").write_text("x"), _labelme(t))[1], "error",
          "out: output folder is a file", absent=()),
