@@ -124,6 +124,16 @@ def test_out_dir_rerun_clears_demo_files_only(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [".tfod-seg-demo", "mine.txt"]
 
 
+def test_out_dir_with_only_the_demo_log_counts_as_new(tmp_path):
+    from tfod_seg.demo.run import _prepare_out_dir
+
+    out = tmp_path / "demo"
+    (out / "logs").mkdir(parents=True)
+    (out / "logs" / "demo.log").write_text("this run's log, opened before the demo starts\n")
+    _prepare_out_dir(str(out))
+    assert (out / ".tfod-seg-demo").is_file() and (out / "logs" / "demo.log").is_file()
+
+
 def test_run_demo_refuses_a_foreign_folder(tmp_path):
     from tfod_seg.demo.run import run_demo
 

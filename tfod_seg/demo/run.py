@@ -78,7 +78,8 @@ _OWNED = ("dataset", "records", "model", "exported", "predictions", "score", "lo
 
 def _prepare_out_dir(out_dir: str) -> None:
     """Create ``out_dir`` or clear an earlier demo run there; never clobber a foreign folder."""
-    if os.path.isdir(out_dir) and os.listdir(out_dir):
+    # logs/ may already hold this run's own log (`tfod-seg demo` opens OUT/logs/demo.log first).
+    if os.path.isdir(out_dir) and [n for n in os.listdir(out_dir) if n != "logs"]:
         if not os.path.exists(os.path.join(out_dir, _MARKER)):
             raise UserError(f"{out_dir}: folder exists and is not empty (and is not an earlier demo output); "
                             "expected a new or empty folder for --out")
