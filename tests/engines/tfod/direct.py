@@ -106,8 +106,10 @@ def event_scalars(directory) -> dict[str, float]:
             for v in event.summary.value:
                 if v.HasField("simple_value"):
                     values[v.tag] = v.simple_value
-                elif v.HasField("tensor"):
-                    values[v.tag] = float(tf.make_ndarray(v.tensor))
+                elif v.HasField("tensor"):  # TF2 summaries; images are tensors of strings
+                    array = tf.make_ndarray(v.tensor)
+                    if array.ndim == 0 and array.dtype.kind in "fiu":
+                        values[v.tag] = float(array)
     return values
 
 
