@@ -27,6 +27,7 @@ with the real ``object_detection.protos.pipeline_pb2`` schema when TFOD2 is impo
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
@@ -678,7 +679,7 @@ class PbtxtDocument:
         if not nodes:
             if default is not _MISSING:
                 return default
-            raise ConfigError(f"{self.source}: no field '{path}'{self._suggest(path)}")
+            raise ConfigError(f"{self.source}: no field '{path}'{self.suggest(path)}")
         if len(nodes) > 1:
             raise ConfigError(f"{self.source}: field '{path}' occurs {len(nodes)} times; "
                               f"give an index (e.g. '{path}[0]') or use get_all")
@@ -712,9 +713,8 @@ class PbtxtDocument:
                     out.extend(x for x in self.paths(p, node) if x not in out)
         return out
 
-    def _suggest(self, path: str) -> str:
-        import difflib
-
+    def suggest(self, path: str) -> str:
+        """``'; nearest existing: a, b'`` for a mistyped field path (empty when none is close)."""
         plain = re.sub(r"\[-?\d+\]", "", path)
         near = difflib.get_close_matches(plain, self.paths(), n=3, cutoff=0.6)
         return f"; nearest existing: {', '.join(near)}" if near else ""
@@ -778,7 +778,7 @@ class PbtxtDocument:
         """Remove the field at ``path`` (one occurrence with an index, all without). Returns the count."""
         nodes = self._nodes(path)
         if not nodes and not missing_ok:
-            raise ConfigError(f"{self.source}: no field '{path}' to remove{self._suggest(path)}")
+            raise ConfigError(f"{self.source}: no field '{path}' to remove{self.suggest(path)}")
         for msg, f, i in reversed(nodes):
             self._remove_occurrence(msg, f, i)
         return len(nodes)

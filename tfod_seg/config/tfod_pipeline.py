@@ -271,7 +271,7 @@ def _apply_overrides(doc, inputs: GenerateInputs) -> None:
     for key, raw, create in inputs.overrides:
         exists = doc.has(key)
         if not exists and not create and not schema_available():
-            near = doc._suggest(key)  # noqa: SLF001
+            near = doc.suggest(key)
             raise ConfigError(f"--set {key}: no such field in {display_template(inputs.template)}{near or ''}; "
                               f"to add a field the template does not have, write --set '+{key}={raw}'")
         existing = doc.get(key, None) if exists else None
