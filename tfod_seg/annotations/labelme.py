@@ -361,6 +361,27 @@ def _make_instance(stream, rel, label, idx, parts, bitmaps, boxes, height, width
     return Instance(label=label, box=(xmin, ymin, xmax, ymax), mask=mask)
 
 
+def read_labelme_shapes(path) -> Tuple[int, int, List[Instance], List[Dict]]:
+    """The instances drawn in ONE LabelMe file and the frame size they were drawn on:
+    ``(height, width, instances, skipped)``. Unlike `read_labelme` the image itself is not
+    needed when the file declares ``imageHeight``/``imageWidth`` (zone drawings often travel
+    without their frame). A file that cannot be read raises `AnnotationError`; unusable
+    shapes are returned as skip records."""
+    path = io.check_path(path, "LabelMe file")
+    rel = io.basename(path)
+    doc = _load_doc(path, rel)
+    height, width = doc.get("imageHeight"), doc.get("imageWidth")
+    if height is None or width is None:
+        image_file, image_bytes = _image_source(doc, path, rel, io.dirname(path) or ".", True)
+        height, width = _declared_size(doc, rel, image_file, image_bytes)
+    else:
+        height, width = _declared_size(doc, rel, None, None)
+    stream = SampleStream(total=1, source=path)
+    instances = [inst for (label, _), members in _group_shapes(stream, rel, doc["shapes"], frozenset(IGNORE_LABELS)).items()
+                 if (inst := _group_to_instance(stream, rel, label, members, height, width)) is not None]
+    return height, width, instances, stream.skipped
+
+
 def _union_mask(parts, bitmaps, height, width):
     """Union of polygon parts and placed bitmaps as one full-image mask (mixed groups)."""
     import numpy as np

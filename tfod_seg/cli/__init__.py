@@ -40,6 +40,7 @@ SUBCOMMANDS = [
     "infer",
     "score",
     "visualize",
+    "zones",
     "demo",
 ]
 
