@@ -357,6 +357,9 @@ CASES: List[Case] = [
          "error", "out: another tfod-seg run (process", absent=("out/report.json",)),
     Case("convert_cleans_stale_temporaries", "concurrency", lambda t: (_labelme(t), (t / "out").mkdir(),
          (t / "out" / ".train-00000-of-00001.tfrecord.k2j4h5g6.tmp").write_bytes(b"x" * 1000))[0], "ok", "1 images"),
+    Case("visualize_max_pixels_flag", "image", lambda t: ["visualize", "--labelme", (_labelme(t), str(t / "lm"))[1],
+         "--out", str(t / "v"), "--no-progress", "--max-pixels", "1000"], "error",
+         "48x40 = 1920 pixels, over the limit of 1000", absent=("v/img.png",)),
     Case("visualize_labelme_bomb", "image", lambda t: (
         _labelme(t), (t / "lm" / "img.jpg").unlink(), (t / "lm" / "img.png").write_bytes(_png_header_only(60000, 60000)),
         _labelme(t, image=False, imagePath="img.png", imageHeight=60000, imageWidth=60000),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tfod_seg.cli._common import add_max_pixels
+
 NAME = "visualize"
 HELP = "draw ground truth and/or predictions (side by side) as PNGs"
 DESCRIPTION = """\
@@ -37,14 +39,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--min-score", type=float, default=0.5, help="hide predictions below this score")
     parser.add_argument("--max-images", type=int, help="stop after this many images")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_max_pixels(parser)
 
 
 def run(args) -> int:
     from tfod_seg import io
-    from tfod_seg.cli._common import progress_bar
+    from tfod_seg.cli._common import apply_max_pixels, progress_bar
     from tfod_seg.visualize.render import render
 
     io.check_output_dir(args.out, "--out folder")
+    apply_max_pixels(args)
 
     with progress_bar(args.max_images, "visualize", unit="img", disable=args.no_progress) as bar:
         summary = render(args.out, records=args.records, labelme=args.labelme, coco=args.coco, image_dir=args.image_dir,
