@@ -52,3 +52,22 @@ def test_local_conversion_does_not_import_tensorflow(tmp_path):
             "assert r.images == 3; assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(
         os.path.abspath(__file__)))))
+
+
+def test_read_records_round_trip_and_corruption(tmp_path):
+    pytest.importorskip("google_crc32c")
+    records = [b"", b"abc", os.urandom(5000)]
+    w = tfrecord.open_record_file(str(tmp_path / "r"))
+    for r in records:
+        w.write(r)
+    w.close()
+    with open(tmp_path / "r", "rb") as f:
+        assert list(tfrecord.read_records(f)) == records
+    data = bytearray((tmp_path / "r").read_bytes())
+    data[-10] ^= 0xFF  # a flipped byte in the last record's data
+    (tmp_path / "bad").write_bytes(bytes(data))
+    with open(tmp_path / "bad", "rb") as f, pytest.raises(ValueError, match="record 2: corrupt data"):
+        list(tfrecord.read_records(f, "bad"))
+    (tmp_path / "cut").write_bytes(bytes(data[:-20]))
+    with open(tmp_path / "cut", "rb") as f, pytest.raises(ValueError, match="record 2: truncated data"):
+        list(tfrecord.read_records(f, "cut"))

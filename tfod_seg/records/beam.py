@@ -55,6 +55,7 @@ from tfod_seg.errors import StrictModeError, UserError
 from tfod_seg.records.convert import (ConversionPlan, EncodeTask, ShardInfo, Tally, WriteResult, encode_task,
                                       strict_error)
 from tfod_seg.records.example import serialize_example
+from tfod_seg.records.tfrecord import Example, read_records
 from tfod_seg.records.writer import SHARD_PATTERN, default_workers, remove_stale_shards
 
 log = logging.getLogger(__name__)
@@ -114,15 +115,17 @@ def merge_tallies(parts) -> dict:
 
 
 def count_shard(path: str) -> dict:
-    """Images and instances in one written shard (read back once, on a worker)."""
-    import tensorflow as tf
-    from tensorflow.core.example import example_pb2
+    """Images and instances in one written shard (read back once, on a worker, through Beam's
+    filesystems; no TensorFlow)."""
+    from apache_beam.io.filesystems import FileSystems
 
     images = instances = 0
-    for raw in tf.data.TFRecordDataset(path).as_numpy_iterator():
-        example = example_pb2.Example.FromString(raw)
-        instances += len(example.features.feature["image/object/class/label"].int64_list.value)
-        images += 1
+    with FileSystems.open(path, compression_type="uncompressed") as f:
+        for raw in read_records(f, path):
+            example = Example()
+            example.ParseFromString(raw)
+            instances += len(example.features.feature["image/object/class/label"].int64_list.value)
+            images += 1
     return {"path": path, "images": images, "instances": instances}
 
 

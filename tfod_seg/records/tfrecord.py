@@ -13,7 +13,8 @@ Neither needs TensorFlow itself:
   masked CRC-32C of the data; the format of ``tensorflow/core/lib/io/record_writer.cc``) to a
   local file, with CRC-32C from the ``google-crc32c`` package (C implementation). When that
   package is missing, `open_record_file` falls back to ``tf.io.TFRecordWriter``, as it does
-  for URLs (``gs://``, ``ram://``: TensorFlow's filesystems).
+  for URLs (``gs://``, ``ram://``: TensorFlow's filesystems). `read_records` reads the same
+  framing back from any open binary file.
 """
 
 from __future__ import annotations
@@ -102,6 +103,29 @@ class RecordFile:
 
     def close(self) -> None:
         self._f.close()
+
+
+def read_records(f, where: str = "TFRecord file"):
+    """Yield the records of an open binary TFRecord file (uncompressed), checking both CRCs
+    when ``google-crc32c`` is installed; a truncated or corrupt file raises ``ValueError``."""
+    crc = _crc32c()
+    index = 0
+    while True:
+        header = f.read(12)
+        if not header:
+            return
+        if len(header) < 12:
+            raise ValueError(f"{where}: record {index}: truncated length header")
+        (length,), (header_crc,) = struct.unpack("<Q", header[:8]), struct.unpack("<I", header[8:])
+        if crc is not None and masked_crc32c(header[:8], crc) != header_crc:
+            raise ValueError(f"{where}: record {index}: corrupt length (CRC mismatch)")
+        data, footer = f.read(length), f.read(4)
+        if len(data) < length or len(footer) < 4:
+            raise ValueError(f"{where}: record {index}: truncated data")
+        if crc is not None and masked_crc32c(data, crc) != struct.unpack("<I", footer)[0]:
+            raise ValueError(f"{where}: record {index}: corrupt data (CRC mismatch)")
+        yield data
+        index += 1
 
 
 def native_writer_available(path: str) -> bool:
