@@ -120,6 +120,9 @@ def test_cli_runner_direct_and_bad_options(lm_root, tmp_path, capsys):
                  "--runner", "direct", "--beam-options=--no_such_option=1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --beam-options: unknown Beam pipeline option(s) --no_such_option")
+    assert main(["convert", "--format", "labelme", str(lm_root), "--out", str(tmp_path / "q"), "--quiet",
+                 "--beam-options=--direct_num_workers=2"]) == 2
+    assert capsys.readouterr().err.startswith("error: --beam-options needs --runner")
 
 
 @pytest.mark.parametrize("runner, out, message", [
