@@ -130,9 +130,11 @@ def test_cli_runner_direct_and_bad_options(lm_root, tmp_path, capsys):
     ("dataflow", "local/out", "--out must be a gs:// URL"),
     ("yarn", "local/out", "--runner must be one of direct, dataflow, flink, spark, got 'yarn'"),
 ])
-def test_refused_outputs_and_runners(lm_root, runner, out, message):
+def test_refused_outputs_and_runners(lm_root, runner, out, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
         convert_dataset(read_labelme(lm_root), out, writer=BeamWriter(runner, workers=1))
+    assert os.listdir(tmp_path) == []  # nothing created on a usage error
 
 
 def test_pipeline_args_user_options_win():

@@ -1,7 +1,8 @@
 """TFRecords: tf.train.Example encoding, the sharded parallel writer, conversion, reading back, inspection.
 
-Record writers are found by name (``WRITERS``): each has a ``write(plan, out_dir, tally,
-progress)`` method (see `tfod_seg.records.convert.LocalWriter`). Adding one is one module
+Record writers are found by name (``WRITERS``): each has ``check(out_dir)`` (usage errors,
+before anything is created) and ``write(plan, out_dir, tally, progress)`` (see
+`tfod_seg.records.convert.LocalWriter`). Adding one is one module
 plus one line below; entries are ``"module:attribute"`` strings imported on first use.
 """
 

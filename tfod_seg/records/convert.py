@@ -38,7 +38,6 @@ from tfod_seg.errors import StrictModeError, UserError
 from tfod_seg.labelmap import LabelItem, LabelMap, read_label_map
 from tfod_seg.records.example import MASK_TYPES, EncodedExample, build_example, serialize_example
 from tfod_seg.records.metadata import LABEL_MAP_NAME, REPORT_NAME
-from tfod_seg.records.tfrecord import native_writer_available
 from tfod_seg.records.writer import BackgroundImport, ShardedRecordWriter, default_workers, parallel_map
 
 log = logging.getLogger(__name__)
@@ -275,10 +274,9 @@ class WriteResult:
 # Execute: the local writer (worker processes + ShardedRecordWriter)
 # ---------------------------------------------------------------------------------------
 class _Buffer:
-    """Encoded examples waiting for TensorFlow's background import (bounded by bytes); with no
-    import to wait for (``tf_import`` None) each example is written at once."""
+    """Encoded examples waiting for TensorFlow's background import (bounded by bytes)."""
 
-    def __init__(self, writers: Dict[str, ShardedRecordWriter], tf_import: Optional[BackgroundImport]):
+    def __init__(self, writers: Dict[str, ShardedRecordWriter], tf_import: BackgroundImport):
         self.writers = writers
         self.tf_import = tf_import
         self.items: List[Tuple[str, EncodedExample]] = []
@@ -287,12 +285,11 @@ class _Buffer:
     def add(self, split: str, result: EncodedExample) -> None:
         self.items.append((split, result))
         self.nbytes += result.nbytes
-        if self.tf_import is None or self.tf_import.done() or self.nbytes > MAX_BUFFER_BYTES:
+        if self.tf_import.done() or self.nbytes > MAX_BUFFER_BYTES:
             self.flush()
 
     def flush(self) -> None:
-        if self.tf_import is not None:
-            self.tf_import.wait()
+        self.tf_import.wait()
         for split, result in self.items:
             self.writers[split].write(serialize_example(result.features), instances=len(result.classes))
         self.items.clear()
@@ -307,6 +304,9 @@ class LocalWriter:
     workers: Optional[int] = None
     name = "local"
 
+    def check(self, out_dir: str) -> None:
+        """Nothing to check beyond the options `ConvertOptions` validates."""
+
     def write(self, plan: ConversionPlan, out_dir: str, tally: Tally, progress=None) -> WriteResult:
         workers = default_workers() if self.workers is None else max(1, int(self.workers))
         on_progress = progress.update if progress is not None else (lambda n: None)
@@ -318,17 +318,14 @@ class LocalWriter:
                 yield task.args
 
         writers = {s: ShardedRecordWriter(out_dir, s, plan.shard_counts[s]) for s in plan.splits}
-        # Workers rasterise and PNG-encode; this process builds and writes the Examples in input
-        # order. Only URL outputs (or a missing google-crc32c) need TensorFlow to write: its
-        # import then starts after the fork and overlaps the workers' encoding.
-        tf_import = None if native_writer_available(out_dir) else BackgroundImport("tensorflow")
+        # Workers rasterise and PNG-encode without TensorFlow; this process imports it meanwhile
+        # (after the fork) and builds + writes the tf.train.Examples in input order.
+        tf_import = BackgroundImport("tensorflow")
         with contextlib.ExitStack() as stack:
             for w in writers.values():
                 stack.enter_context(w)  # on error: temporary shards removed, nothing renamed
-            if tf_import is not None:
-                stack.callback(tf_import.join)  # never leave an import half done in a thread at exit
-            results = parallel_map(_encode_task, tasks(), workers=workers,
-                                   on_start=tf_import.start if tf_import is not None else None)
+            stack.callback(tf_import.join)  # never leave an import half done in a thread at exit
+            results = parallel_map(_encode_task, tasks(), workers=workers, on_start=tf_import.start)
             stack.callback(results.close)  # stops the worker pool now, not at garbage collection
             buffer = _Buffer(writers, tf_import)
             for k, result in enumerate(results):
@@ -481,6 +478,7 @@ def convert_dataset(samples: Iterable[Sample], out_dir: Union[str, os.PathLike],
     out_dir = io.check_path(out_dir, "output folder")
     plan = ConversionPlan(samples, options, label_map)
     writer = writer if writer is not None else LocalWriter(workers)
+    writer.check(out_dir)  # usage errors before anything is created
     # One run per folder: a concurrent second run is refused instead of deleting this one's
     # shards; temporary files of a killed earlier run are removed once the lock is held.
     with io.output_lock(out_dir) as stale:

@@ -32,7 +32,6 @@ from tfod_seg.data.masks import MaskError, encode_mask_png_patch, rasterize_patc
 from tfod_seg.data.stream import skip_record
 from tfod_seg.data.types import Sample
 from tfod_seg.errors import AnnotationError
-from tfod_seg.records import tfrecord
 
 if TYPE_CHECKING:
     import numpy as np
@@ -57,16 +56,14 @@ def float_feature(values) -> Tuple[str, list]:
     return ("float", np.asarray(values, np.float32).reshape(-1).tolist())
 
 
-def make_example(features: Dict[str, Tuple[str, list]], example=None):
+def make_example(features: Dict[str, Tuple[str, list]]):
     """``{key: (kind, values)}`` (from `bytes_feature`, `int64_feature`, `float_feature`) →
-    ``tf.train.Example``. Imports TensorFlow (for its ``example_pb2``) unless ``example`` (an
-    empty message of the same schema, e.g. `tfod_seg.records.tfrecord.Example()`) is given.
-    Keys are added in sorted order and an empty list still sets its kind (``int64_list {}``),
-    as TFOD2's and Model Garden's decoders expect for images without objects."""
-    if example is None:
-        from tensorflow.core.example import example_pb2
+    ``tf.train.Example``. Imports TensorFlow (for its ``example_pb2``). Keys are added in
+    sorted order and an empty list still sets its kind (``int64_list {}``), as TFOD2's and
+    Model Garden's decoders expect for images without objects."""
+    from tensorflow.core.example import example_pb2
 
-        example = example_pb2.Example()
+    example = example_pb2.Example()
     fmap = example.features.feature
     for key in sorted(features):
         kind, values = features[key]
@@ -77,9 +74,8 @@ def make_example(features: Dict[str, Tuple[str, list]], example=None):
 
 
 def serialize_example(features: Dict[str, Tuple[str, list]]) -> bytes:
-    """``{key: (kind, values)}`` → serialized ``tf.train.Example`` (deterministic bytes), built
-    without TensorFlow (`tfod_seg.records.tfrecord.Example`: same schema, same bytes)."""
-    return make_example(features, tfrecord.Example()).SerializeToString(deterministic=True)
+    """``{key: (kind, values)}`` → serialized ``tf.train.Example`` (deterministic bytes)."""
+    return make_example(features).SerializeToString(deterministic=True)
 
 
 # ---------------------------------------------------------------------------------------

@@ -15,10 +15,9 @@ differences that the conversion relies on:
   rename is a server-side copy plus a delete, so finishing costs one extra copy of each shard
   (no download), in exchange for never exposing a half-written shard under its final name.
 
-Shards are written with `tfod_seg.records.tfrecord.open_record_file`: without TensorFlow for
-local paths (``google-crc32c`` for the checksums), else ``tf.io.TFRecordWriter`` (TensorFlow is
-then imported when the first record is written; `convert_dataset` starts that import with
-`BackgroundImport` right after the workers are forked, so it overlaps their encoding). Workers are forked, as in Model Garden's ``tfrecord_lib``; they run only
+Shards are written with ``tf.io.TFRecordWriter`` (TensorFlow is imported when the first
+record is written; `convert_dataset` starts that import with `BackgroundImport` right after
+the workers are forked, so it overlaps their encoding). Workers are forked, as in Model Garden's ``tfrecord_lib``; they run only
 NumPy/OpenCV/Pillow/pycocotools code and never call TensorFlow, so forking is safe whether
 or not the parent has imported it.
 """
@@ -40,7 +39,6 @@ from typing import Callable, Iterable, Iterator, List, Optional, TypeVar
 
 from tfod_seg import io
 from tfod_seg.errors import UserError
-from tfod_seg.records.tfrecord import open_record_file
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -294,7 +292,9 @@ class ShardedRecordWriter:
         return self
 
     def _open(self):
-        self._writers = [open_record_file(p) for p in self._tmp]
+        import tensorflow as tf
+
+        self._writers = [tf.io.TFRecordWriter(p) for p in self._tmp]
 
     def write(self, record: bytes, instances: int = 0) -> int:
         """Append one serialized record; returns the shard index it went to."""
