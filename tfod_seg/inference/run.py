@@ -42,6 +42,7 @@ from tfod_seg.data.images import image_size
 from tfod_seg.data.stream import skip_record
 from tfod_seg.errors import StrictModeError, UserError
 from tfod_seg.inference import formats as fmt
+from tfod_seg.inference.draw import draw_detections, semantic_map
 from tfod_seg.inference.predict import find_label_map, load_predictor
 from tfod_seg.inference.stream import choose_batch, image_dataset, predict_stream
 from tfod_seg.labelmap import LabelMap, read_label_map
@@ -343,8 +344,6 @@ class ImageWriter:
         return [it.name if it else f"class_{c}" for it, c in zip(items, det.classes.tolist())]
 
     def __call__(self, index, image, outputs, j) -> Dict:
-        from tfod_seg.inference.draw import draw_detections, semantic_map
-
         plan = self.plan
         path, stem = plan.readable[index], plan.stems[index]
         h, w = image.shape[:2]
