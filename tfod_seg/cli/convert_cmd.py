@@ -27,6 +27,9 @@ def add_arguments(parser) -> None:
     from tfod_seg.annotations import reader_names
 
     parser.add_argument("--format", required=True, choices=reader_names(), help="annotation format")
+    parser.add_argument("--task", choices=["instance", "semantic"], default="instance",
+                        help="instance: Mask R-CNN records (one mask per object); semantic: scene records for a "
+                             "semantic-segmentation model (one class-id PNG per image, Model Garden's keys)")
     parser.add_argument("input", metavar="INPUT",
                         help="LabelMe: folder of JSON files; COCO: instances JSON file; VOC: root with "
                              "Annotations/ JPEGImages/ (SegmentationObject/ SegmentationClass/)")
@@ -79,6 +82,8 @@ def run(args) -> int:
     apply_max_pixels(args)
     stream = open_stream(args.format, args.input, image_dir=args.image_dir, drop_empty=args.drop_empty,
                          include_difficult=args.include_difficult, allow_outside_root=args.allow_outside_root)
+    if args.task == "semantic":
+        return _run_semantic(args, stream)
     if args.runner is None:
         writer = get_writer("local", workers=args.workers)
     else:
@@ -92,4 +97,22 @@ def run(args) -> int:
         bar.close()
     print(format_summary(report))
     print(f"report: {io.join(args.out, REPORT_NAME)}")
+    return 0
+
+
+def _run_semantic(args, stream) -> int:
+    from tfod_seg.errors import UserError
+    from tfod_seg.records.semantic import convert_semantic
+
+    if args.runner is not None or args.mask_type != "png":
+        raise UserError("--task semantic writes with the local writer and PNG class maps: leave out --runner/--mask-type")
+    with progress_bar(getattr(stream, "total", None), "convert", unit="img", disable=args.quiet) as bar:
+        report = convert_semantic(stream, args.out, label_map=args.label_map, val_fraction=args.val_fraction,
+                                  seed=args.seed, num_shards=args.num_shards, strict=args.strict, progress=bar)
+    splits = ", ".join(f"{name} {split['images']}" for name, split in report.splits.items())
+    shares = ", ".join(f"{n} {100 * report.pixel_share[n]:.1f}%" for n in report.classes.values())
+    print(f"{report.images} images ({splits}); pixels per class: {shares}")
+    if report.skipped:
+        print(f"skipped {len(report.skipped)}: " + "; ".join(r["reason"] for r in report.skipped[:5]))
+    print(f"label map: {report.label_map} (model num_classes {report.num_classes}: 0 = background)")
     return 0

@@ -51,6 +51,9 @@ def add_arguments(parser) -> None:
 
 
 def format_metrics(metrics: dict) -> str:
+    if "mean_iou" in metrics:  # a semantic-segmentation (scene) model: IoU per class id
+        per_class = sorted((int(k.split("/")[1]), v) for k, v in metrics.items() if k.startswith("iou/"))
+        return "\n".join([f"mean IoU {metrics['mean_iou']:.4f}"] + [f"  class {i} IoU {v:.4f}" for i, v in per_class])
     lines = [f"{'metric':<10} {'box':>7} {'mask':>7}"]
     for name in _ORDER:
         box, mask = metrics.get(f"box_{name}"), metrics.get(f"mask_{name}")

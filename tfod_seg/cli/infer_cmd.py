@@ -27,7 +27,7 @@ examples:
 
 
 def add_arguments(parser) -> None:
-    from tfod_seg.cli._common import add_strict
+    from tfod_seg.cli._common import add_max_pixels, add_strict
 
     parser.add_argument("--model", required=True, metavar="EXPORT_DIR|MODEL.tflite|MODEL.onnx",
                         help="export directory (holding saved_model.pb, or its saved_model/ subdirectory), "
@@ -46,14 +46,20 @@ def add_arguments(parser) -> None:
                         help="threads pasting masks and writing files beside the model (default: 2-4 by cores); "
                              "outputs are identical for any value")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_max_pixels(parser)
     add_strict(parser)
 
 
 def run(args) -> int:
-    from tfod_seg.cli._common import progress_bar
+    from tfod_seg.cli._common import apply_max_pixels, progress_bar
     from tfod_seg.inference.run import list_images, run_inference
 
+    apply_max_pixels(args)
+    from tfod_seg.inference.semantic import is_semantic_export
+
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    if is_semantic_export(args.model):  # a scene (semantic-segmentation) export: class maps
+        return _run_semantic(args, formats, list_images(args.images))
     total = len(list_images(args.images))
     with progress_bar(total, "infer", unit="img", disable=args.no_progress) as bar:
         summary = run_inference(args.model, args.images, args.out, formats=formats, min_score=args.min_score,
@@ -72,4 +78,21 @@ def run(args) -> int:
     for fmt, path in summary["outputs"].items():
         print(f"{fmt}: {path}")
     print(f"summary: {summary['out_dir']}/summary.json")
+    return 0
+
+
+def _run_semantic(args, formats, images) -> int:
+    from tfod_seg.cli._common import progress_bar
+    from tfod_seg.errors import UserError
+    from tfod_seg.inference.semantic import run_semantic_inference
+
+    if not set(formats) <= {"semantic", "overlay", "coco", "labelme"} or "semantic" not in formats:
+        raise UserError(f"--model {args.model} is a scene (semantic-segmentation) export: it writes --format semantic "
+                        "class maps (and overlays), not instances")
+    with progress_bar(len(images), "infer", unit="img", disable=args.no_progress) as bar:
+        summary = run_semantic_inference(args.model, images, args.out, progress=bar)
+    print(f"{summary.images} images: class maps in {summary.outputs['semantic']} (pixel value = class id, "
+          f"0 = background), overlays in {summary.outputs['overlay']}")
+    for name, share in summary.pixel_share.items():
+        print(f"  {name}: {100 * share:.1f}% of pixels")
     return 0

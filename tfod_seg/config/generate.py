@@ -57,6 +57,7 @@ from tfod_seg.config.garden_generate import GARDEN_CHECKPOINT_MODULES, generate_
 from tfod_seg.config.inputs import (GenerateInputs, abs_path, command_line, load_label_map, parse_augment,
                                     parse_override, record_globs)
 from tfod_seg.config.schedule import Plan
+from tfod_seg.config.semantic import generate_semantic, is_semantic_template
 from tfod_seg.config.targets import TARGETS, resolve_target
 from tfod_seg.config.templates import (GARDEN_EXTENSIONS, TEMPLATE_DIR, TFOD_EXTENSIONS, find_template,
                                        template_kind, template_paths)
@@ -130,6 +131,8 @@ def generate_config(template, *, label_map, train, val, model_dir, out, batch_si
                            target=target, mixed_precision=mixed_precision)
     if kind == "tfod":
         return generate_tfod(inputs, plan, command)
+    if is_semantic_template(tpath):  # a scene model (garden_deeplab*): its own coupled fields
+        return generate_semantic(inputs, plan, command)
     return generate_garden(inputs, plan, command)
 
 

@@ -333,7 +333,7 @@ def _garden_job_fields(config_path: str, mode: str) -> Dict[str, Any]:
         paths += [PathUse(p, f"{field}.input_path") for p in _split(data.input_path)]
     if mode == "train" and t.init_checkpoint:
         paths.append(PathUse(t.init_checkpoint, "task.init_checkpoint"))
-    if mode == "evaluate" and t.annotation_file:
+    if mode == "evaluate" and getattr(t, "annotation_file", None):  # Mask R-CNN only (not semantic tasks)
         paths.append(PathUse(t.annotation_file, "task.annotation_file"))
     m = _LABEL_MAP_HEADER.search(io.read_text(config_path, UserError, "config"))
     if mode == "export" and m:

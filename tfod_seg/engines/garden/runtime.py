@@ -156,8 +156,8 @@ def prepare_validation(params, logging_dir: str) -> None:
     vd = task.validation_data
     if not vd.input_path:
         raise ConfigError("task.validation_data.input_path is empty: evaluation needs val records")
-    if task.annotation_file or not task.model.include_mask:
-        return
+    if getattr(task, "annotation_file", None) or not getattr(task.model, "include_mask", False):
+        return  # COCO metrics only: a semantic-segmentation task scores IoU straight from its records
     if vd.num_examples is None or vd.num_examples <= 0:
         n = count_records(vd.input_path)
         params.override({"task": {"validation_data": {"num_examples": n}}}, is_strict=True)
