@@ -6,6 +6,7 @@ from tfod_seg.engines.base import (EvalResult, EvaluateOptions, ExportOptions, E
                                    TrainOptions, TrainSummary, check_supported)
 from tfod_seg.engines.garden import evaluate as evaluate_mod
 from tfod_seg.engines.garden import export as export_mod
+from tfod_seg.engines.garden import semantic as semantic_mod
 from tfod_seg.engines.garden import train as train_mod
 
 
@@ -34,5 +35,7 @@ class GardenEngine:
 
     def export(self, options: ExportOptions) -> ExportResult:
         check_supported(self, options)
+        if semantic_mod.is_semantic_config(options.config_path):  # a scene model: Model Garden's segmentation export
+            return semantic_mod.export(options)
         return export_mod.export(options.config_path, options.trained_checkpoint_dir, options.output_directory,
                                  input_type=options.input_type, checkpoint=options.checkpoint)
