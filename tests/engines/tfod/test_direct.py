@@ -441,8 +441,9 @@ image_np = np.array(Image.open(IMAGE_PATH))[np.newaxis, ...]  # [1, H, W, 3] uin
 input_tensor = tf.convert_to_tensor(image_np)
 results = detect_fn(input_tensor)
 result = {key: value.numpy() for key, value in results.items()}
-# (not the tutorial's .30: a threshold the tiny test model reaches, so that something is drawn)
-min_score_thresh = min(.30, float(result['detection_scores'][0].max(initial=0)))
+# (not the tutorial's .30: a threshold the tiny test model's best detection passes, so that
+# something is drawn; visualization_utils draws scores strictly above it)
+min_score_thresh = min(.30, float(result['detection_scores'][0].max(initial=0)) / 2)
 
 label_id_offset = 0
 image_np_with_mask = image_np.copy()
@@ -514,7 +515,7 @@ def test_inference_notebook_code_on_an_export(engine, request):
     saved_model, label_map, image = _notebook_inputs(engine, request)
     out = direct.run_json(NOTEBOOK + NO_TFOD_SEG, saved_model, label_map, image)
     n = out["num_detections"]
-    assert n > 0 and out["tfod_seg_imported"] == []
+    assert n > 0 and out["top_score"] > 0 and out["tfod_seg_imported"] == []
     assert out["boxes_in_unit_square"] and set(out["classes"]) <= set(out["label_map_ids"])
     size = 128 if engine == "tfod" else 64
     assert out["masks_shape"] == [n, size, size] and set(out["mask_values"]) <= {0, 1}
