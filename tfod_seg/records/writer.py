@@ -24,11 +24,13 @@ or not the parent has imported it.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import glob
 import importlib
 import logging
 import os
+import queue
 import re
 import signal
 import tempfile
@@ -75,13 +77,23 @@ def _describe(item) -> str:
     return f"item {type(item).__name__}"
 
 
-def _worker_main(conn, func) -> None:  # runs in a forked worker process
+def _worker_main(tasks, results, func) -> None:  # runs in a forked worker process
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: no worker tracebacks
+    inbox: "queue.SimpleQueue" = queue.SimpleQueue()
+
+    def read_tasks():  # always drains the task pipe, so the parent never blocks sending
+        while True:
+            try:
+                msg = tasks.recv()
+            except (EOFError, OSError):
+                msg = None
+            inbox.put(msg)
+            if msg is None:
+                return
+
+    threading.Thread(target=read_tasks, daemon=True).start()
     while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            return
+        msg = inbox.get()
         if msg is None:
             return
         seq, item = msg
@@ -90,9 +102,11 @@ def _worker_main(conn, func) -> None:  # runs in a forked worker process
         except BaseException as e:  # re-raised in the parent for the item that caused it
             out = (seq, False, _portable(e))
         try:
-            conn.send(out)
-        except Exception as e:  # an unpicklable result or exception
-            conn.send((seq, False, RuntimeError(f"{type(out[2]).__name__}: {out[2]} (not picklable: {e})")))
+            results.send(out)
+        except (BrokenPipeError, EOFError, OSError):
+            return
+        except Exception as e:  # an unpicklable result
+            results.send((seq, False, RuntimeError(f"{type(out[2]).__name__}: {out[2]} (not picklable: {e})")))
 
 
 def _portable(e: BaseException) -> BaseException:
@@ -112,30 +126,33 @@ def _portable(e: BaseException) -> BaseException:
 
 
 class _Worker:
-    """One forked process with a duplex pipe; at most one item in flight, so neither side can
-    block sending while the other is blocked sending too."""
+    """One forked process with a task pipe and a result pipe. A thread in the worker drains the
+    task pipe, so the parent's sends never wait on the worker's; ``inflight`` holds the items
+    sent and not yet answered, oldest (the one being encoded) first."""
 
     def __init__(self, ctx, func):
-        self.conn, child = ctx.Pipe(duplex=True)
-        self.proc = ctx.Process(target=_worker_main, args=(child, func), daemon=True)
+        tasks_r, self.tasks = ctx.Pipe(duplex=False)
+        self.results, results_w = ctx.Pipe(duplex=False)
+        self.proc = ctx.Process(target=_worker_main, args=(tasks_r, results_w, func), daemon=True)
         self.proc.start()
-        child.close()
-        self.busy: Optional[tuple] = None  # (seq, item) in flight
+        tasks_r.close()
+        results_w.close()
+        self.inflight: collections.deque = collections.deque()
 
-    def died(self, items_desc) -> WorkerError:
+    def died(self, describe) -> WorkerError:
         self.proc.join(1)
         code = self.proc.exitcode
         how = (f"killed by signal {-code} ({signal.Signals(-code).name})" if code is not None and code < 0 else
                f"exited with status {code}")
         hint = "; out of memory?" if code == -signal.SIGKILL else ""
-        what = items_desc(self.busy[1]) if self.busy is not None else "no item"
+        what = describe(self.inflight[0][1]) if self.inflight else "no item"
         return WorkerError(f"{what}: a worker process {how}{hint} while encoding it; nothing was written "
                            "under final names (try --workers 1 to see the failure in this process)")
 
     def stop(self) -> None:
         if self.proc.is_alive():
             with contextlib.suppress(Exception):
-                self.conn.send(None)
+                self.tasks.send(None)
         self.proc.join(0.5)
         if self.proc.is_alive():
             self.proc.terminate()
@@ -143,46 +160,63 @@ class _Worker:
         if self.proc.is_alive():
             self.proc.kill()
             self.proc.join()
-        self.conn.close()
+        self.tasks.close()
+        self.results.close()
+
+
+PER_WORKER = 4  # items queued per worker: one being encoded, the next ready to start
+
+
+def _dispatch(workers: List[_Worker], it: Iterator, state: dict, window: int, describe) -> None:
+    """Send items to workers with room, keeping at most ``window`` results pending."""
+    for w in sorted(workers, key=lambda w: len(w.inflight)):
+        while not state["exhausted"] and len(w.inflight) < PER_WORKER and state["sent"] - state["out"] < window:
+            try:
+                item = next(it)
+            except StopIteration:
+                state["exhausted"] = True
+                return
+            w.inflight.append((state["sent"], item))
+            try:
+                w.tasks.send((state["sent"], item))
+            except (BrokenPipeError, OSError):
+                raise w.died(describe) from None
+            state["sent"] += 1
+
+
+def _collect(busy: List[_Worker], done: dict, describe) -> None:
+    """Wait for at least one result (or a worker's death) and file what arrived."""
+    ready = set(mp_connection.wait([w.results for w in busy] + [w.proc.sentinel for w in busy]))
+    for w in busy:
+        while w.inflight and (w.results in ready or w.proc.sentinel in ready) and w.results.poll():
+            try:
+                seq, ok, value = w.results.recv()
+            except (EOFError, OSError):
+                raise w.died(describe) from None
+            w.inflight.popleft()
+            done[seq] = (ok, value)
+        if w.proc.sentinel in ready and w.inflight:
+            raise w.died(describe)
 
 
 def _pool_loop(workers: List[_Worker], it: Iterator, window: int, describe) -> Iterator:
     done: dict = {}
-    next_seq = next_out = 0
-    exhausted = False
+    state = {"sent": 0, "out": 0, "exhausted": False}
     while True:
-        for w in workers:  # dispatch to idle workers, keeping at most `window` results pending
-            if w.busy is None and not exhausted and next_seq - next_out < window:
-                try:
-                    item = next(it)
-                except StopIteration:
-                    exhausted = True
-                    break
-                w.busy = (next_seq, item)
-                w.conn.send(w.busy)
-                next_seq += 1
-        while next_out in done:
-            ok, value = done.pop(next_out)
-            next_out += 1
+        _dispatch(workers, it, state, window, describe)
+        while state["out"] in done:
+            ok, value = done.pop(state["out"])
+            state["out"] += 1
             if not ok:
                 raise value
             yield value
-        busy = [w for w in workers if w.busy is not None]
+            _dispatch(workers, it, state, window, describe)  # keep workers busy while the caller writes
+        busy = [w for w in workers if w.inflight]
         if not busy:
-            if exhausted and not done:
+            if state["exhausted"] and not done:
                 return
             continue
-        ready = set(mp_connection.wait([w.conn for w in busy] + [w.proc.sentinel for w in busy]))
-        for w in busy:
-            if w.conn in ready or (w.proc.sentinel in ready and w.conn.poll()):
-                try:
-                    seq, ok, value = w.conn.recv()
-                except (EOFError, OSError):
-                    raise w.died(describe) from None
-                done[seq] = (ok, value)
-                w.busy = None
-            elif w.proc.sentinel in ready:
-                raise w.died(describe)
+        _collect(busy, done, describe)
 
 
 def parallel_map(func: Callable[[T], R], items: Iterable[T], workers: Optional[int] = None,
