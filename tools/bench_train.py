@@ -2,15 +2,19 @@
 """Training speed: `tfod-seg train` vs `python -m official.vision.train` on the same config, and
 whether the input pipeline keeps up (step time on real records vs on one cached batch).
 
-    .venv/bin/python tools/bench_train.py --config out/garden.yaml --steps 100 --repeats 2
+    .venv/bin/python tools/bench_train.py --config out/garden.yaml --steps 150 --repeats 3 [--strategy gpu]
 
 The config must be a complete Model Garden experiment YAML with input paths (e.g. written by
 `tfod-seg config --template pipelines/garden_cpu_demo.yaml ...`). Prints a JSON report; the
 wrapper cost is (Model Garden steps/s / tfod-seg steps/s - 1), target <= 3 %.
 
 * `time_cli_runs`: the same experiment trained by ``tfod-seg train`` and by Model Garden's own
-  ``python -m official.vision.train`` (separate processes, alternating), steady-state steps/s of
-  each read from their per-loop logs (the first loop, which includes tracing, is left out).
+  ``python -m official.vision.train`` (separate processes, ``--repeats`` pairs in ABBA order),
+  steady-state steps/s of each from the time stamps of Orbit's per-loop ``train | step: N`` log
+  lines (tfod-seg writes them to ``MODEL_DIR/logs/train.log``, Model Garden's runner to stderr),
+  from the end of the first loop (tracing, start-up) to the last;
+  median, min, max and spread of each runner and the ratio of each pair, so noise on a shared
+  machine shows instead of passing for a result.
 * `input_pipeline_check`: in one process, the train step time on the real records vs on one
   cached batch (``dataset.take(1).cache().repeat()``), plus the input pipeline alone; if the
   real-records step is not slower than the cached one, the input pipeline keeps up.
@@ -25,72 +29,126 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tfod_seg.config.garden import read_header  # noqa: E402
 from tfod_seg.engines.garden import runtime  # noqa: E402
 
-_MG_RATE = re.compile(r"train \| step:\s*(\d+) \| steps/sec:\s*([0-9.]+)")
-_OUR_RATE = re.compile(r"step (\d+)/\d+ .*?([0-9.]+) steps/s")
+_ORBIT_LINE = re.compile(r"train \| step:\s*(\d+) \| steps/sec:\s*([0-9.]+)")
+# the time at the start of a log line: tfod-seg's log file (2026-11-30 05:32:06,315) or absl (I1130 05:32:06.315123)
+_STAMP = re.compile(r"^(?:\d{4}-\d\d-\d\d |[IWE]\d{4} )(\d\d):(\d\d):(\d\d)[.,](\d+)")
+# tfod-seg train --strategy -> Model Garden's runtime.distribution_strategy / num_gpus
+_MG_STRATEGY = {"cpu": ("one_device", 0), "gpu": ("one_device", 1), "mirrored": ("mirrored", None),
+                "tpu": ("tpu", 0)}
 
 
-def _steady(rates: List[float]) -> Optional[float]:
-    rates = rates[1:]  # the first loop includes tracing/compilation
-    return statistics.median(rates) if rates else None
+def _orbit_marks(text: str) -> List[Tuple[int, float]]:
+    """(step, seconds) of each of Orbit's ``train | step: N | steps/sec`` lines, from the line's
+    own time stamp (one per step: absl and print may both log it)."""
+    marks: Dict[int, float] = {}
+    for line in text.splitlines():
+        m, t = _ORBIT_LINE.search(line), _STAMP.match(line)
+        if m and t and int(m.group(1)) not in marks:
+            h, mi, sec, frac = t.groups()
+            marks[int(m.group(1))] = int(h) * 3600 + int(mi) * 60 + int(sec) + float("0." + frac)
+    return sorted(marks.items())
 
 
-def run_tfod_seg(config: str, model_dir: str, steps: int, strategy: str = "cpu") -> Dict:
-    cmd = [sys.executable, "-m", "tfod_seg", "train", "--pipeline_config_path", config, "--model_dir", model_dir,
-           "--num_train_steps", str(steps), "--strategy", strategy]
-    t0 = time.perf_counter()
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if p.returncode != 0:
-        raise RuntimeError(f"tfod-seg train failed ({p.returncode}):\n{p.stderr[-3000:]}")
-    rates = [float(m.group(2)) for m in _OUR_RATE.finditer(p.stderr)]
-    return {"runner": "tfod-seg train", "wall_seconds": wall, "loop_rates": rates, "steps_per_sec": _steady(rates)}
+def _steady(marks: List[Tuple[int, float]]) -> Optional[float]:
+    """steps/s from the end of the first loop (tracing, start-up) to the last one."""
+    if len(marks) < 2:
+        return None
+    (s0, t0), (s1, t1) = marks[0], marks[-1]
+    if t1 < t0:  # past midnight
+        t1 += 86400
+    return (s1 - s0) / (t1 - t0) if t1 > t0 else None
 
 
-def run_model_garden(config: str, model_dir: str, steps: int, experiment: str) -> Dict:
-    # Same strategy as `tfod-seg train --strategy cpu` (OneDeviceStrategy on the CPU).
-    cmd = [sys.executable, "-m", "official.vision.train", f"--experiment={experiment}", "--mode=train",
-           f"--model_dir={model_dir}", f"--config_file={config}",
-           f"--params_override=trainer.train_steps={steps},runtime.distribution_strategy=one_device,"
-           f"runtime.num_gpus=0"]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+def _run(cmd: List[str], env: Dict[str, str], what: str) -> Tuple[subprocess.CompletedProcess, float]:
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
     if p.returncode != 0:
-        raise RuntimeError(f"official.vision.train failed ({p.returncode}):\n{p.stderr[-3000:]}")
-    # Orbit logs each line twice (absl + print); keep one per step.
-    by_step = {}
-    for m in _MG_RATE.finditer(p.stderr + p.stdout):
-        by_step.setdefault(int(m.group(1)), float(m.group(2)))
-    rates = [by_step[k] for k in sorted(by_step)]
-    return {"runner": "official.vision.train", "wall_seconds": wall, "loop_rates": rates,
-            "steps_per_sec": _steady(rates)}
+        raise RuntimeError(f"{what} failed ({p.returncode}):\n{p.stderr[-3000:]}")
+    return p, wall
 
 
-def time_cli_runs(config: str, work_dir: str, steps: int, repeats: int = 1) -> Dict:
-    """Alternate ``tfod-seg train`` and ``official.vision.train`` ``repeats`` times each."""
+def run_tfod_seg(config: str, model_dir: str, steps: int, strategy: str = "cpu", tpu_name: Optional[str] = None) -> Dict:
+    """`tfod-seg train` in its own process; rates are Orbit's, from the run's log file (the same
+    measurement Model Garden's runner prints)."""
+    cmd = [sys.executable, "-m", "tfod_seg", "train", "--pipeline_config_path", config, "--model_dir", model_dir,
+           "--num_train_steps", str(steps), "--strategy", strategy] + (["--tpu_name", tpu_name] if tpu_name else [])
+    load = os.getloadavg()[0]
+    p, wall = _run(cmd, dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), "tfod-seg train")
+    with open(os.path.join(model_dir, "logs", "train.log"), encoding="utf-8") as f:
+        marks = _orbit_marks(f.read())
+    return {"runner": "tfod-seg train", "wall_seconds": wall, "loop_marks": marks, "steps_per_sec": _steady(marks),
+            "load_average_before": load}
+
+
+def run_model_garden(config: str, model_dir: str, steps: int, experiment: str, strategy: str = "cpu",
+                     tpu_name: Optional[str] = None) -> Dict:
+    """`python -m official.vision.train --mode=train` on the same config and device."""
+    name, gpus = _MG_STRATEGY[strategy]
+    override = f"trainer.train_steps={steps},runtime.distribution_strategy={name}"
+    if gpus is not None:
+        override += f",runtime.num_gpus={gpus}"
+    if tpu_name:
+        override += f",runtime.tpu={tpu_name}"
+    cmd = [sys.executable, "-m", "official.vision.train", f"--experiment={experiment}", "--mode=train",
+           f"--model_dir={model_dir}", f"--config_file={config}", f"--params_override={override}"]
+    load = os.getloadavg()[0]
+    p, wall = _run(cmd, dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), "official.vision.train")
+    marks = _orbit_marks(p.stderr)
+    if len(marks) < 2:
+        raise RuntimeError("official.vision.train: no time-stamped Orbit lines in its log:\n" + p.stderr[-2000:])
+    return {"runner": "official.vision.train", "wall_seconds": wall, "loop_marks": marks,
+            "steps_per_sec": _steady(marks), "load_average_before": load}
+
+
+def _spread(values: List[float]) -> Dict:
+    med = statistics.median(values)
+    return {"median": med, "min": min(values), "max": max(values),
+            "spread_percent": (max(values) - min(values)) / med * 100.0 if med else None, "runs": values}
+
+
+def time_cli_runs(config: str, work_dir: str, steps: int, repeats: int = 3, strategy: str = "cpu",
+                  tpu_name: Optional[str] = None) -> Dict:
+    """``repeats`` pairs of runs, alternating which runner goes first (ABBA...), so drift in the
+    machine's load falls on both; returns each runner's median, min, max and the per-pair ratios."""
     experiment = read_header(config)
-    ours, theirs = [], []
+    ours, theirs, ratios = [], [], []
     for i in range(repeats):
-        ours.append(run_tfod_seg(config, os.path.join(work_dir, f"tfod_seg_{i}"), steps))
-        theirs.append(run_model_garden(config, os.path.join(work_dir, f"garden_{i}"), steps, experiment))
-    a = statistics.median(r["steps_per_sec"] for r in ours)
-    b = statistics.median(r["steps_per_sec"] for r in theirs)
-    return {"tfod_seg": ours, "model_garden": theirs, "tfod_seg_steps_per_sec": a,
-            "model_garden_steps_per_sec": b, "ratio": a / b, "wrapper_cost_percent": (b / a - 1.0) * 100.0}
+        def a():
+            return run_tfod_seg(config, os.path.join(work_dir, f"tfod_seg_{i}"), steps, strategy, tpu_name)
+
+        def b():
+            return run_model_garden(config, os.path.join(work_dir, f"garden_{i}"), steps, experiment, strategy,
+                                    tpu_name)
+
+        first, second = (a, b) if i % 2 == 0 else (b, a)
+        r1, r2 = first(), second()
+        mine, ref = (r1, r2) if i % 2 == 0 else (r2, r1)
+        ours.append(mine)
+        theirs.append(ref)
+        ratios.append(mine["steps_per_sec"] / ref["steps_per_sec"])
+        print(f"repeat {i + 1}/{repeats}: tfod-seg {mine['steps_per_sec']:.3f}  Model Garden {ref['steps_per_sec']:.3f} "
+              f"steps/s  ratio {ratios[-1]:.3f}  (load {mine['load_average_before']:.1f} / "
+              f"{ref['load_average_before']:.1f})", flush=True)
+    a_stats = _spread([r["steps_per_sec"] for r in ours])
+    b_stats = _spread([r["steps_per_sec"] for r in theirs])
+    return {"tfod_seg": ours, "model_garden": theirs, "tfod_seg_steps_per_sec": a_stats,
+            "model_garden_steps_per_sec": b_stats, "pair_ratios": _spread(ratios),
+            "ratio": a_stats["median"] / b_stats["median"],
+            "wrapper_cost_percent": (b_stats["median"] / a_stats["median"] - 1.0) * 100.0}
 
 
-def input_pipeline_check(config: str, steps: int = 30, warmup: int = 5) -> Dict:
+def input_pipeline_check(config: str, steps: int = 30, warmup: int = 5, strategy_name: str = "cpu") -> Dict:
     """Train-step time on real records vs one cached batch, and the input pipeline alone."""
     _, params = runtime.load_params(config)
-    strategy, _ = runtime.make_strategy(params, "cpu")
+    strategy, _ = runtime.make_strategy(params, strategy_name)
     import tensorflow as tf
     from official.core import task_factory, train_utils
 
@@ -126,37 +184,51 @@ def input_pipeline_check(config: str, steps: int = 30, warmup: int = 5) -> Dict:
     return {"step_seconds_real_records": real_step, "step_seconds_cached_batch": cached_step,
             "input_pipeline_seconds_per_batch": input_only,
             "input_slowdown_percent": (real_step / cached_step - 1.0) * 100.0,
-            "keeps_up": real_step <= cached_step * 1.05}
+            "keeps_up": real_step <= cached_step * 1.02}
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True)
-    p.add_argument("--steps", type=int, default=100, help="total steps per training run")
-    p.add_argument("--repeats", type=int, default=1, help="alternating runs of each trainer")
+    p.add_argument("--steps", type=int, default=150, help="total steps per training run")
+    p.add_argument("--repeats", type=int, default=3, help="alternating pairs of runs (ABBA order)")
+    p.add_argument("--strategy", default="cpu", choices=sorted(_MG_STRATEGY),
+                   help="device for both runners (tpu needs --tpu_name)")
+    p.add_argument("--tpu_name", default=None)
     p.add_argument("--pipeline-steps", type=int, default=30, help="timed steps for the input-pipeline check")
     p.add_argument("--work-dir", default=None)
+    p.add_argument("--json", default=None, help="also write the report here")
     p.add_argument("--skip-cli", action="store_true")
     p.add_argument("--skip-pipeline", action="store_true")
     args = p.parse_args()
     work = args.work_dir or tempfile.mkdtemp(prefix="bench_train_")
-    report = {"config": args.config, "steps": args.steps, "load_average_before": os.getloadavg()}
+    report = {"config": args.config, "steps": args.steps, "repeats": args.repeats, "strategy": args.strategy,
+              "load_average_before": os.getloadavg()}
     if not args.skip_cli:
-        r = time_cli_runs(args.config, work, args.steps, args.repeats)
+        r = time_cli_runs(args.config, work, args.steps, args.repeats, args.strategy, args.tpu_name)
         report["cli"] = r
-        print(f"tfod-seg train        {r['tfod_seg_steps_per_sec']:.3f} steps/s")
-        print(f"official.vision.train {r['model_garden_steps_per_sec']:.3f} steps/s")
-        print(f"ratio tfod-seg / Model Garden = {r['ratio']:.3f}  (wrapper cost {r['wrapper_cost_percent']:+.1f} %)")
+        for key, label in (("tfod_seg_steps_per_sec", "tfod-seg train"),
+                           ("model_garden_steps_per_sec", "official.vision.train")):
+            st = r[key]
+            print(f"{label:22s} median {st['median']:.3f} steps/s (min {st['min']:.3f}, max {st['max']:.3f}, "
+                  f"spread {st['spread_percent']:.1f} %)")
+        pr = r["pair_ratios"]
+        print(f"ratio tfod-seg / Model Garden = {r['ratio']:.3f} (per pair {pr['min']:.3f}..{pr['max']:.3f}); "
+              f"wrapper cost {r['wrapper_cost_percent']:+.1f} %")
     if not args.skip_pipeline:
-        r = input_pipeline_check(args.config, steps=args.pipeline_steps)
+        r = input_pipeline_check(args.config, steps=args.pipeline_steps, strategy_name=args.strategy)
         report["input_pipeline"] = r
         print(f"step on real records  {r['step_seconds_real_records'] * 1000:.0f} ms")
         print(f"step on cached batch  {r['step_seconds_cached_batch'] * 1000:.0f} ms")
         print(f"input pipeline alone  {r['input_pipeline_seconds_per_batch'] * 1000:.0f} ms/batch")
-        print(f"input pipeline keeps up: {'yes' if r['keeps_up'] else 'NO'} "
+        print(f"input pipeline keeps up (within 2 %): {'yes' if r['keeps_up'] else 'NO'} "
               f"({r['input_slowdown_percent']:+.1f} % step time on real records)")
     report["load_average_after"] = os.getloadavg()
-    print(json.dumps(report, indent=2, default=float))
+    text = json.dumps(report, indent=2, default=float)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+    print(text)
     return 0
 
 

@@ -62,6 +62,7 @@ VAL_FRACTION = 0.2
 IMAGE_SIZE = 192
 TIME_BUDGET = "8m"  # the whole demo, dataset to report
 MAX_STEPS = 400  # training stops here on a fast machine (the template's train_steps)
+STEPS_PER_LOOP = 10  # short loops: the budget is checked (and the rate measured) after each
 #: Cost of the stages after training (final evaluation, export, inference, scoring, report),
 #: in training steps of the demo model: measured as their wall time x training steps/s in one
 #: run; the reserve in seconds is this divided by the steps/s measured while training.
@@ -198,7 +199,9 @@ def _data_stages(plan: DemoPlan, clock: _Clock) -> Dict:
     with clock.stage("config"):
         config = generate_config(TEMPLATE, label_map=conversion["label_map"], train=plan.path("records/train-*.tfrecord"),
                                  val=plan.path("records/val-*.tfrecord"), model_dir=plan.path("model"),
-                                 out=plan.path("pipeline.yaml"), steps=plan.num_steps, target="cpu")
+                                 out=plan.path("pipeline.yaml"), steps=plan.num_steps, target="cpu",
+                                 overrides=[f"trainer.steps_per_loop={STEPS_PER_LOOP}",
+                                            f"trainer.summary_interval={STEPS_PER_LOOP}"])
     return {"conversion": conversion, "config": config}
 
 

@@ -27,8 +27,12 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
+
+from tfod_seg import io
+from tfod_seg.annotations.labelme import write_labelme
+from tfod_seg.io import atomic_write_bytes
+from tfod_seg.labelmap import LabelMap
 
 CLASSES = ("circle", "square", "triangle")
 
@@ -167,24 +171,7 @@ def _generate_image(rng, size: int, max_objects: int):
 
 
 def _write_json(json_path: str, image_path: str, height: int, width: int, shapes: List[dict]) -> None:
-    try:
-        from tfod_seg.annotations.labelme import write_labelme
-    except ImportError:  # the LabelMe module is not there yet: same LabelMe 5 layout by hand
-        write_labelme = None
-    if write_labelme is not None:
-        write_labelme(json_path, image_path=image_path, height=height, width=width, shapes=shapes)
-        return
-    from tfod_seg.io import atomic_write_json
-
-    atomic_write_json(json_path, {
-        "version": "5.2.1",
-        "flags": {},
-        "shapes": shapes,
-        "imagePath": image_path,
-        "imageData": None,
-        "imageHeight": height,
-        "imageWidth": width,
-    })
+    write_labelme(json_path, image_path=image_path, height=height, width=width, shapes=shapes)
 
 
 def generate_shapes_dataset(out_dir, num_images: int, image_size: int = 192, seed: int = 0,
@@ -201,8 +188,6 @@ def generate_shapes_dataset(out_dir, num_images: int, image_size: int = 192, see
     import cv2
     import numpy as np
 
-    from tfod_seg.io import atomic_write_bytes
-    from tfod_seg.labelmap import LabelMap
 
     if num_images < 1:
         raise ValueError(f"num_images must be >= 1, got {num_images}")
@@ -210,8 +195,7 @@ def generate_shapes_dataset(out_dir, num_images: int, image_size: int = 192, see
         raise ValueError(f"image_size must be >= 32 pixels, got {image_size}")
     if image_format not in ("jpg", "png"):
         raise ValueError(f"image_format must be 'jpg' or 'png', got {image_format!r}")
-    out_dir = os.fspath(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
+    out_dir = io.makedirs(out_dir, "shapes dataset folder")
     per_class = {c: 0 for c in CLASSES}
     num_occluded = num_multipart = 0
     for i in range(num_images):
@@ -224,7 +208,7 @@ def generate_shapes_dataset(out_dir, num_images: int, image_size: int = 192, see
         ok, buf = cv2.imencode(ext, cv2.cvtColor(img, cv2.COLOR_RGB2BGR), params)
         if not ok:
             raise RuntimeError(f"OpenCV could not encode {image_name}")
-        atomic_write_bytes(os.path.join(out_dir, image_name), buf.tobytes())
+        atomic_write_bytes(io.join(out_dir, image_name), buf.tobytes())
         shapes = []
         for obj_index, (label, parts, occluded) in enumerate(objects):
             per_class[label] += 1
@@ -241,8 +225,8 @@ def generate_shapes_dataset(out_dir, num_images: int, image_size: int = 192, see
                     "shape_type": "polygon",
                     "flags": {},
                 })
-        _write_json(os.path.join(out_dir, f"{stem}.json"), image_name, image_size, image_size, shapes)
-    label_map_path = os.path.join(out_dir, "label_map.pbtxt")
+        _write_json(io.join(out_dir, f"{stem}.json"), image_name, image_size, image_size, shapes)
+    label_map_path = io.join(out_dir, "label_map.pbtxt")
     LabelMap.from_names(list(CLASSES)).write(label_map_path)
     summary = {
         "out_dir": out_dir,
