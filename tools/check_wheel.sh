@@ -2,7 +2,7 @@
 # Package check (CI): build the sdist, build the wheel from it, install the wheel with the pinned
 # stack into a clean virtualenv (no --system-site-packages, no access to the checkout), and run
 # the commands that need the shipped templates and label maps from outside the checkout.
-# pip's download cache (~/.cache/pip) is reused, so after the first run nothing is downloaded.
+# pip's download cache (~/.cache/pip) is reused, and the virtualenv is cached (see below).
 #   PYTHON=python3.11 tools/check_wheel.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,20 +15,33 @@ trap 'rm -rf "$work"' EXIT
 
 "$BUILD_PY" setup.py -q sdist -d "$work/sdist" >/dev/null
 "$BUILD_PY" -m pip wheel -q --no-deps --no-build-isolation -w "$work/dist" "$work"/sdist/tfod-seg-*.tar.gz
-"$PYTHON" -m venv "$work/venv"
-"$work/venv/bin/python" -m pip install -q --upgrade "pip>=24"
-"$work/venv/bin/python" -m pip install -q -c constraints.txt "$work"/dist/tfod_seg-*.whl
+# The clean virtualenv (no system site-packages) is cached outside the checkout, keyed by the
+# pins and setup.py (the wheel's requirements): when they change it is rebuilt from scratch with
+# `pip install -c constraints.txt WHEEL` (the wheel's own dependencies); otherwise only tfod-seg
+# is reinstalled from the new wheel and `pip check` confirms every requirement still holds.
+venv=${TFOD_SEG_WHEEL_VENV:-$HOME/.cache/tfod-seg/venv-wheel}
+stamp=$(cat setup.py constraints.txt | sha256sum | cut -c1-16)
+if [ "$(cat "$venv/.stamp" 2>/dev/null)" != "$stamp" ]; then
+  rm -rf "$venv"
+  "$PYTHON" -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --upgrade "pip>=24"
+  "$venv/bin/python" -m pip install -q --no-compile -c constraints.txt "$work"/dist/tfod_seg-*.whl
+  echo "$stamp" > "$venv/.stamp"
+else
+  "$venv/bin/python" -m pip install -q --no-deps --force-reinstall "$work"/dist/tfod_seg-*.whl
+fi
+"$venv/bin/python" -m pip check
 
 cd "$work"   # outside the checkout: only the installed package is importable
-tfod="$work/venv/bin/tfod-seg"
-"$work/venv/bin/python" - <<'PY'
+tfod="$venv/bin/tfod-seg"
+"$venv/bin/python" - <<'PY'
 import tfod_seg, os
 assert "site-packages" in tfod_seg.__file__, tfod_seg.__file__
 PY
 "$tfod" templates | tee templates.txt
 grep -q garden_cpu_demo templates.txt
 grep -q tfod_mask_rcnn_resnet50_fpn_640 templates.txt
-label_maps=$("$work/venv/bin/python" -c 'from tfod_seg.config.templates import LABEL_MAP_DIR; print(LABEL_MAP_DIR)')
+label_maps=$("$venv/bin/python" -c 'from tfod_seg.config.templates import LABEL_MAP_DIR; print(LABEL_MAP_DIR)')
 mkdir records
 : > records/train-00000-of-00001.tfrecord   # empty shards are valid TFRecord files
 : > records/val-00000-of-00001.tfrecord
