@@ -21,7 +21,7 @@ trap 'rm -rf "$work"' EXIT
 # is reinstalled from the new wheel and `pip check` confirms every requirement still holds.
 venv=${TFOD_SEG_WHEEL_VENV:-$HOME/.cache/tfod-seg/venv-wheel}
 stamp=$(cat setup.py constraints.txt | sha256sum | cut -c1-16)
-if [ "$(cat "$venv/.stamp" 2>/dev/null)" != "$stamp" ]; then
+if [ -n "${TFOD_SEG_WHEEL_FRESH:-}" ] || [ "$(cat "$venv/.stamp" 2>/dev/null)" != "$stamp" ]; then  # FRESH=1: rebuild
   rm -rf "$venv"
   "$PYTHON" -m venv "$venv"
   "$venv/bin/python" -m pip install -q --upgrade "pip>=24"
