@@ -46,7 +46,7 @@ EXTERNAL_FLAGS = {
     "--include_masks", "--num_processes", "--num_shards", "--experiment", "--config_file", "--mode",
     "--params_override", "--eval_timeout", "--checkpoint_dir", "--pipeline_config_path", "--model_dir",
     # pip, pytest
-    "--no-deps", "--upgrade", "--editable",
+    "--no-deps", "--upgrade", "--editable", "--no-compile", "--no-cache-dir", "--force-reinstall",
     # Apache Beam / Dataflow pipeline options
     "--runner", "--project", "--region", "--temp_location", "--staging_location", "--setup_file",
     "--requirements_file", "--sdk_container_image", "--job_name", "--direct_num_workers",
