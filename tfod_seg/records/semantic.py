@@ -11,7 +11,8 @@ Class ids: 0 is the background (pixels no shape covers), label-map ids 1..N the 
 the model's ``num_classes`` is N + 1. Where shapes overlap, the one drawn LATER wins (the
 order of the annotation file, as LabelMe's own ``labelme_export_json``/labelme2voc paints).
 Instances without a mask (box-only) cannot paint pixels: skipped and counted. The split is
-`tfod_seg.records.convert.is_val` (same keys, same seed: same split as instance records).
+`tfod_seg.records.convert.is_val` of the image's ``filename`` (the key instance conversion uses:
+same images and seed give the same split as instance records).
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ def convert_semantic(samples: Iterable[Sample], out_dir, *, label_map=None, val_
     skipped: List[Dict] = list(getattr(stream, "skipped", []))
     labels = _ids(samples, label_map)
     ids = {item.name: item.id for item in labels}
-    split_of = {s.source_id: ("val" if is_val(str(s.source_id), seed, val_fraction) else "train") for s in samples}
+    split_of = {s.source_id: ("val" if is_val(s.filename, seed, val_fraction) else "train") for s in samples}
     counts = {"train": sum(1 for v in split_of.values() if v == "train")}
     counts["val"] = len(samples) - counts["train"]
     pixels = np.zeros(256, np.int64)
