@@ -7,7 +7,8 @@ Each row builds its inputs under ``tmp_path`` and gives the command line. Outcom
   a final name);
 * ``skip``: exit status 0 and ``OUT/report.json`` counts a skip of ``skip_kind`` whose reason
   contains ``text`` (nothing dropped silently);
-* ``ok``: exit status 0 and ``text`` in stdout (the input was used, e.g. geometry clipped).
+* ``ok``: exit status 0 and ``text`` in stdout (the input was used, e.g. geometry clipped);
+* ``problem``: `inspect` found a bad record: exit status 1 and ``text`` in its problem list.
 
 Rows are grouped by kind (``kind``); `test_case_counts_by_kind` prints the table of counts.
 Commands owned elsewhere add their rows to ``CASES`` the same way.
@@ -39,7 +40,7 @@ class Case:
     id: str
     kind: str
     build: Callable[[Path], List[str]]
-    expect: str  # "error" | "skip" | "ok"
+    expect: str  # "error" | "skip" | "ok" | "problem"
     text: str
     skip_kind: Optional[str] = None
     absent: Sequence[str] = ("out/report.json", "out/label_map.pbtxt", "out/train-00000-of-00001.tfrecord")
@@ -113,6 +114,18 @@ def _records(t: Path) -> str:
     assert main(["convert", "--format", "labelme", str(t / "lm"), "--out", str(t / "rec"), "--workers", "1",
                  "--quiet"]) == 0
     return str(t / "rec")
+
+
+def _bad_record(t: Path, features) -> List[str]:
+    """A TFRecord file holding one record: ``features`` as a tf.train.Example, or (None) bytes
+    that are not an Example."""
+    import tensorflow as tf
+
+    from tfod_seg.records.example import serialize_example
+
+    with tf.io.TFRecordWriter(str(t / "x.tfrecord")) as w:
+        w.write(serialize_example(features) if features is not None else b"\xff\xff\xff not a protobuf")
+    return ["inspect", str(t / "x.tfrecord"), "--quiet"]
 
 
 _HELD = []
@@ -339,6 +352,10 @@ CASES: List[Case] = [
          "none-*.tfrecord: no file matches", absent=()),
     Case("inspect_not_tfrecord", "path kind", lambda t: (t.joinpath("x.tfrecord").write_text("hello world"),
          ["inspect", str(t / "x.tfrecord"), "--quiet"])[1], "error", "x.tfrecord: record 0 cannot be read", absent=()),
+    Case("inspect_negative_height", "id type", lambda t: _bad_record(t, {"image/height": ("int64", [-5]),
+         "image/width": ("int64", [10])}), "problem", "x.tfrecord#0: image/height x image/width = -5x10"),
+    Case("inspect_not_an_example", "json structure", lambda t: _bad_record(t, None), "problem",
+         "x.tfrecord: record 0 is not a tf.train.Example"),
     Case("inspect_json_is_folder", "path kind", lambda t: ["inspect", _records(t), "--json", str(t), "--quiet"],
          "error", "--json file is a folder, expected a file path", absent=()),
     Case("inspect_render_out_is_file", "path kind", lambda t: (t.joinpath("f").write_text("x"),
@@ -399,6 +416,9 @@ def test_hostile_input(case, tmp_path, capsys, monkeypatch):
             assert not (tmp_path / rel).exists(), rel
     elif case.expect == "skip":
         _check_skip(case, tmp_path, rc, out, err)
+    elif case.expect == "problem":
+        assert rc == 1, (rc, out, err)
+        assert case.text in out, out
     else:
         assert rc == 0, (rc, out, err)
         assert case.text in out, out

@@ -115,6 +115,8 @@ def parse_example(serialized: bytes, path: str = "", index: int = 0, decode_mask
         return np.asarray(f[key].float_list.value, np.float32) if key in f else np.zeros(0, np.float32)
 
     height, width = i("image/height"), i("image/width")
+    if height < 0 or width < 0 or height * width > 2 ** 31:
+        raise UserError(f"{where}: image/height x image/width = {height}x{width} is not a valid image size")
     ymin, xmin = fl("image/object/bbox/ymin"), fl("image/object/bbox/xmin")
     ymax, xmax = fl("image/object/bbox/ymax"), fl("image/object/bbox/xmax")
     n = len(xmin)
