@@ -44,8 +44,10 @@ log = logging.getLogger(__name__)
 
 IMAGES_PER_SHARD = 1000
 # Encoded examples kept in memory while TensorFlow (needed to build and write the Examples)
-# is still being imported in the background.
-MAX_BUFFER_BYTES = 256 << 20
+# is still being imported in the background; then the workers wait. 64 MB is ~600 photo-sized
+# images, about as many as 2 workers encode during the import on a busy machine, and bounds
+# what a large conversion holds beyond a small one (tools/bench_memory.py).
+MAX_BUFFER_BYTES = 64 << 20
 
 
 def is_val(key: str, seed: int, val_fraction: float) -> bool:
