@@ -120,6 +120,9 @@ def parse_example(serialized: bytes, path: str = "", index: int = 0, decode_mask
     ymin, xmin = fl("image/object/bbox/ymin"), fl("image/object/bbox/xmin")
     ymax, xmax = fl("image/object/bbox/ymax"), fl("image/object/bbox/xmax")
     n = len(xmin)
+    if not len(ymin) == len(xmax) == len(ymax) == n:
+        raise UserError(f"{where}: image/object/bbox/{{xmin,ymin,xmax,ymax}} have different lengths "
+                        f"({n}, {len(ymin)}, {len(xmax)}, {len(ymax)})")
     boxes = np.stack([ymin, xmin, ymax, xmax], axis=-1).astype(np.float32) if n else np.zeros((0, 4), np.float32)
     classes = np.asarray(f["image/object/class/label"].int64_list.value if "image/object/class/label" in f else [],
                          np.int64)
