@@ -29,7 +29,10 @@ import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from tfod_seg import io
+from tfod_seg.config.garden import load_experiment
+from tfod_seg.config.generate import input_reader_paths
 from tfod_seg.errors import UserError
+from tfod_seg.pbtxt import PbtxtDocument
 
 MODES = ("train", "evaluate", "export")
 STRATEGIES = ("auto", "cpu", "gpu", "mirrored", "multi_worker", "tpu")
@@ -323,8 +326,6 @@ def _split(value) -> List[str]:
 
 
 def _garden_job_fields(config_path: str, mode: str) -> Dict[str, Any]:
-    from tfod_seg.config.garden import load_experiment
-
     _, cfg = load_experiment(config_path)
     t = cfg.task
     paths: List[PathUse] = []
@@ -343,9 +344,6 @@ def _garden_job_fields(config_path: str, mode: str) -> Dict[str, Any]:
 
 
 def _tfod_job_fields(config_path: str, mode: str) -> Dict[str, Any]:
-    from tfod_seg.config.generate import input_reader_paths
-    from tfod_seg.pbtxt import PbtxtDocument
-
     doc = PbtxtDocument.load(config_path)
     paths: List[PathUse] = []
     readers = [r for r in input_reader_paths(doc) if (r == "train_input_reader") == (mode == "train")]
