@@ -14,6 +14,12 @@ Shapes:
 * labels in ``ignore_labels`` (``__ignore__``, ``_background_``) are left out and counted;
 * shapes partly outside the image are clipped to it; wholly outside ones are skipped.
 
+Every value is checked before it is used: ``label`` a non-empty string, ``group_id`` an integer
+(or string) or null, ``points`` finite numbers (NaN, infinities and overflowing values skip the
+shape), ``imageHeight``/``imageWidth`` positive integers, ``imagePath`` a string. Points far
+outside the image are clipped before rasterising (`tfod_seg.data.masks`). Files may be local or
+URLs; text must be UTF-8 (a BOM is allowed).
+
 The image comes from ``imageData`` when embedded, else from ``imagePath`` relative to the JSON
 file. An ``imagePath`` that resolves outside the dataset root is refused (skipped with its
 reason) unless ``allow_outside_root`` is set. Each JSON file is one `Sample`; its
