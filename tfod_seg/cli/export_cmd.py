@@ -27,6 +27,12 @@ examples:
       --checkpoint best                                   # the best checkpoint of train --eval_every
   tfod-seg export --pipeline_config_path work/pipeline.config \\
       --trained_checkpoint_dir work/model --output_directory work/exported   # TFOD2 engine
+  tfod-seg export --pipeline_config_path work/pipeline.yaml \\
+      --trained_checkpoint_dir work/model --output_directory work/exported_b8 --batch_size 8
+  tfod-seg export --pipeline_config_path work/pipeline.yaml \\
+      --trained_checkpoint_dir work/model --output_directory work/tflite --format tflite --quantize float16
+  tfod-seg export --pipeline_config_path work/pipeline.yaml \\
+      --trained_checkpoint_dir work/model --output_directory work/onnx --format onnx --batch_size dynamic
 
 then, in Python (the usual TFOD2 snippet):
   detect_fn = tf.saved_model.load("work/exported/saved_model")
@@ -52,16 +58,39 @@ def add_arguments(parser) -> None:
     parser.add_argument("--checkpoint", default=None, metavar="best|PREFIX",
                         help="garden: export MODEL_DIR/best/ (kept by train --eval_every) or this checkpoint "
                              "prefix instead of the latest checkpoint")
+    parser.add_argument("--format", default="saved_model", choices=("saved_model", "tflite", "onnx"),
+                        help="garden: saved_model (TFOD2 signature); tflite (TFLite built-in ops) or onnx (tf2onnx): "
+                             "model.tflite / model.onnx + model.json, fixed input size, run by infer/score")
+    parser.add_argument("--quantize", default="none", choices=("none", "float16", "dynamic"),
+                        help="--format tflite: float16 weights, or dynamic-range int8 weights (default: float32)")
+    parser.add_argument("--batch_size", default="1", type=_batch_size, metavar="N|dynamic",
+                        help="garden: images per call of the exported model (default 1, as TFOD2); 'dynamic' = "
+                             "any (saved_model, onnx); infer/score batch same-sized images by it")
     add_engine_flag(parser)
     parser.add_argument("--config_override", default=None, metavar="TEXT",
                         help="tfod engine only: pipeline_pb2 text merged into the config (TFOD2's flag)")
     add_tfod_python(parser)
 
 
+def _batch_size(text: str):
+    import argparse
+
+    if text.strip().lower() in ("dynamic", "none"):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"'{text}': expected an integer >= 1 or 'dynamic'")
+    return value
+
+
 def options_from_args(args):
     from tfod_seg.engines.base import ExportOptions
 
-    return ExportOptions(config_path=args.pipeline_config_path, trained_checkpoint_dir=args.trained_checkpoint_dir,
+    return ExportOptions(config_path=args.pipeline_config_path, format=args.format, quantize=args.quantize,
+                         batch_size=args.batch_size, trained_checkpoint_dir=args.trained_checkpoint_dir,
                          output_directory=args.output_directory, input_type=args.input_type,
                          checkpoint=args.checkpoint, config_override=args.config_override, tfod_python=args.tfod_python)
 
@@ -72,5 +101,10 @@ def run(args) -> int:
     options = options_from_args(args)
     engine = prepare("export", args, options)
     result = engine.export(options)
-    print(f"SavedModel: {result.saved_model} (signature serving_default, input input_tensor, {result.input_type})")
+    batch = "dynamic" if result.batch_size is None else result.batch_size
+    if result.format != "saved_model":
+        print(f"{result.format}: {result.model_path} (batch {batch}; infer/score take it as --model)")
+        return 0
+    print(f"SavedModel: {result.saved_model} (signature serving_default, input input_tensor, {result.input_type}, "
+          f"batch {batch})")
     return 0

@@ -98,6 +98,10 @@ class ExportOptions(_Options):
     checkpoint: Optional[str] = option(engines=GARDEN_ONLY)  # None: latest; "best"; or a prefix
     config_override: Optional[str] = option(engines=TFOD_ONLY)
     tfod_python: Optional[str] = option(flag="--tfod-python", engines=TFOD_ONLY)
+    # Deployment formats (tfod_seg.engines.edge_spec): saved_model, tflite, onnx; batch None = dynamic.
+    format: str = option("saved_model", flag="--format", engines=GARDEN_ONLY)
+    quantize: str = option("none", flag="--quantize", engines=GARDEN_ONLY)
+    batch_size: Optional[int] = option(1, flag="--batch_size", engines=GARDEN_ONLY)
 
 
 class _Result:
@@ -179,6 +183,9 @@ class ExportResult(_Result):
     input_type: str
     checkpoint: Optional[str] = None
     log_path: Optional[str] = None
+    format: str = "saved_model"
+    model_path: Optional[str] = None  # the .tflite / .onnx file for those formats (saved_model otherwise)
+    batch_size: Optional[int] = 1
 
 
 @runtime_checkable

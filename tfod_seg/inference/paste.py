@@ -90,3 +90,54 @@ def full_image_masks(outputs: dict, height: int, width: int, threshold: float = 
     if masks is None:
         return None
     return paste_masks(masks, outputs["detection_boxes"], height, width, threshold)
+
+
+def _centred_weights(lo: float, hi: float, full: int, size: int) -> Tuple[int, np.ndarray]:
+    """Bilinear weights ``(n_out, size)`` from a box mask's ``size`` samples to image pixel
+    centres (or columns) in ``[lo, hi]`` (normalised), pixel-centre convention, zero outside."""
+    span = max(hi - lo, 1e-6)
+    # Mask coordinate (pixel-centre units, 0 = centre of the first mask pixel) of image pixel k.
+    first = max(int(np.floor((lo - span / size) * full - 0.5)), 0)
+    last = min(int(np.ceil((hi + span / size) * full + 0.5)), full - 1)
+    if last < first:
+        return first, np.zeros((0, size), np.float32)
+    k = np.arange(first, last + 1, dtype=np.float64)
+    u = size * ((k + 0.5) / full - lo) / span - 0.5 + 1.0  # +1: index in the zero-padded mask
+    valid = (u >= 0) & (u <= size + 1)
+    u = np.clip(u, 0, size + 1)
+    u0 = np.floor(u).astype(np.int64)
+    u1 = np.minimum(u0 + 1, size + 1)
+    frac = u - u0
+    padded = np.zeros((len(u), size + 2), np.float64)
+    rows = np.arange(len(u))
+    padded[rows, u0] = 1.0 - frac
+    padded[rows, u1] += frac
+    padded[~valid] = 0.0
+    return first, padded[:, 1:-1].astype(np.float32)  # the padding pixels are 0: drop their columns
+
+
+def paste_masks_centred(box_masks: np.ndarray, boxes: np.ndarray, height: int, width: int,
+                        threshold: float = 0.5) -> np.ndarray:
+    """Full-image 0/1 masks ``(N, height, width)`` from box masks, with the convention of this
+    project's SavedModel ``detection_masks_reframed`` (`tfod_seg.engines.garden.signature.
+    reframe_box_masks`, Model Garden's ``paste_instance_masks``): mask pixel ``(i, j)`` covers
+    the i-th of ``h`` equal rows of its box, image pixel centres are sampled bilinearly with
+    zero outside the mask, and a pixel is foreground when the value is ``> threshold``.
+
+    ``boxes``: ``(N, 4)`` normalised ``[ymin, xmin, ymax, xmax]`` of the boxes the masks were
+    predicted over (not clipped to the image)."""
+    box_masks = np.asarray(box_masks, dtype=np.float32)
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if box_masks.ndim != 3 or len(box_masks) != len(boxes):
+        raise ValueError(f"box masks must be (N, h, w) with N={len(boxes)}, got {box_masks.shape}")
+    n, h, w = box_masks.shape
+    out = np.zeros((n, height, width), np.uint8)
+    for k in range(n):
+        ymin, xmin, ymax, xmax = boxes[k]
+        y_first, wy = _centred_weights(ymin, ymax, height, h)
+        x_first, wx = _centred_weights(xmin, xmax, width, w)
+        if not len(wy) or not len(wx):
+            continue
+        values = wy @ box_masks[k] @ wx.T
+        out[k, y_first:y_first + len(wy), x_first:x_first + len(wx)] = values > threshold
+    return out

@@ -127,6 +127,25 @@ def load_predictor(model):
     return Predictor(path)
 
 
+def detections_from_outputs(outputs: dict, index: int, height: int, width: int, *, min_score: float = 0.0,
+                            mask_threshold: float = 0.5, with_masks: bool = True) -> Detections:
+    """`Detections` for batch element ``index`` of TFOD2-signature outputs (NumPy arrays by
+    output name), filtered to ``score >= min_score`` before the masks are pasted (so low
+    scores cost nothing). ``height`` x ``width`` is the original image's size."""
+    scores = np.asarray(outputs["detection_scores"][index], np.float32).reshape(-1)
+    n = len(scores)
+    if "num_detections" in outputs:
+        n = min(n, int(np.asarray(outputs["num_detections"]).reshape(-1)[index]))
+    keep = np.flatnonzero(scores[:n] >= min_score)
+    one = {}
+    for key in ("detection_boxes", "detection_classes", "detection_masks", "detection_masks_reframed"):
+        if key in outputs:
+            one[key] = np.asarray(outputs[key][index])[keep]
+    masks = full_image_masks(one, height, width, mask_threshold) if with_masks else None
+    classes = np.rint(one["detection_classes"]).astype(np.int64)
+    return Detections(one["detection_boxes"], classes, scores[keep], masks, height, width)
+
+
 class Predictor:
     """A loaded TFOD2-signature SavedModel.
 
@@ -179,48 +198,47 @@ class Predictor:
 
     @property
     def max_batch(self) -> Optional[int]:
-        """The batch size the signature accepts (None: any)."""
+        """The signature's fixed batch size (calls are padded to it), or None for any batch."""
         return self.batch_dim
 
     def _call(self, batch: np.ndarray) -> dict:
         import tensorflow as tf
 
+        n = len(batch)
+        if self.batch_dim is not None and n < self.batch_dim:  # a fixed-batch export: pad the last batch
+            batch = np.concatenate([batch, np.zeros((self.batch_dim - n, *batch.shape[1:]), batch.dtype)])
         if self.input_size is not None and batch.shape[1:3] != self.input_size:
             batch = tf.cast(tf.image.resize(batch, self.input_size), tf.uint8)
         out = self.signature(input_tensor=tf.convert_to_tensor(batch, tf.uint8))
-        return {k: v.numpy() for k, v in out.items()}
+        return {k: v.numpy()[:n] for k, v in out.items()}
 
     def predict_raw(self, batch: np.ndarray) -> dict:
-        """Signature outputs (NumPy) for a uint8 ``[B, H, W, 3]`` batch."""
-        return self._call(np.asarray(batch, np.uint8))
+        """Signature outputs (NumPy) for a uint8 ``[B, H, W, 3]`` batch; with a fixed-batch
+        signature, ``B`` may be at most that size (smaller batches are zero-padded)."""
+        batch = np.asarray(batch, np.uint8)
+        if self.batch_dim is not None and len(batch) > self.batch_dim:
+            raise ValueError(f"batch of {len(batch)} images for a signature of batch {self.batch_dim}")
+        return self._call(batch)
 
     def detections_from_outputs(self, outputs: dict, index: int, height: int, width: int,
                                 min_score: float = 0.0) -> Detections:
-        """`Detections` for batch element ``index`` of raw signature outputs, filtered to
-        ``score >= min_score`` before the masks are pasted (so low scores cost nothing)."""
-        scores = np.asarray(outputs["detection_scores"][index], np.float32).reshape(-1)
-        n = len(scores)
-        if "num_detections" in outputs:
-            n = min(n, int(np.asarray(outputs["num_detections"]).reshape(-1)[index]))
-        keep = np.flatnonzero(scores[:n] >= min_score)
-        one = {}
-        for key in ("detection_boxes", "detection_classes", "detection_masks", "detection_masks_reframed"):
-            if key in outputs:
-                one[key] = np.asarray(outputs[key][index])[keep]
-        masks = full_image_masks(one, height, width, self.mask_threshold) if self.has_masks else None
-        classes = np.rint(one["detection_classes"]).astype(np.int64)
-        return Detections(one["detection_boxes"], classes, scores[keep], masks, height, width)
+        """`Detections` for batch element ``index`` of raw signature outputs (see
+        `detections_from_outputs`)."""
+        return detections_from_outputs(outputs, index, height, width, min_score=min_score,
+                                       mask_threshold=self.mask_threshold, with_masks=self.has_masks)
 
     def predict_batch(self, images: Sequence[np.ndarray], *, min_score: float = 0.0) -> List[Detections]:
         """Run same-sized uint8 ``(H, W, 3)`` images as one batch (one call when the
         signature's batch dimension allows it, else one call per image)."""
         if not len(images):
             return []
-        if self.batch_dim is None or len(images) == self.batch_dim:
-            batch = np.stack(images)
-            out = self._call(batch)
-            return [self.detections_from_outputs(out, i, *batch.shape[1:3], min_score=min_score) for i in range(len(images))]
-        return [self.predict(im, min_score=min_score) for im in images]
+        step = self.batch_dim or len(images)
+        out = []
+        for start in range(0, len(images), step):
+            batch = np.stack(images[start:start + step])
+            raw = self._call(batch)
+            out += [self.detections_from_outputs(raw, i, *batch.shape[1:3], min_score=min_score) for i in range(len(batch))]
+        return out
 
     def predict(self, image, *, min_score: float = 0.0) -> Detections:
         """`Detections` for one image (path, ``(H, W, 3)``/``(H, W)`` array, or PIL image)."""

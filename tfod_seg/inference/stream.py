@@ -32,16 +32,25 @@ def default_workers() -> int:
 
 
 def choose_batch(predictor, sizes: Sequence[Tuple[int, int]], batch_size: int) -> int:
-    """``batch_size`` when every image has the same size and the signature takes open batches, else 1."""
+    """Images per model call. A model with a fixed batch (``predictor.max_batch``: an export
+    with ``--batch_size N``) is always called with N images (the last call zero-padded), so
+    same-sized images are grouped by N. A model taking any batch gets ``batch_size``. Images
+    of different sizes go one at a time."""
     if batch_size < 1:
         raise UserError(f"--batch-size {batch_size}: expected an integer >= 1")
-    if batch_size == 1 or not sizes:
+    if not sizes:
         return 1
     same = len(set(sizes)) == 1
-    if same and predictor.max_batch is None:
-        return batch_size
-    log.info("batch size 1: %s", "images differ in size" if not same else "the signature takes one image per call")
-    return 1
+    fixed = predictor.max_batch
+    if not same:
+        if batch_size > 1 or (fixed or 1) > 1:
+            log.info("batch size 1: images differ in size")
+        return 1
+    if fixed is not None:
+        if batch_size not in (1, fixed):
+            log.info("batch size %d: the model's fixed batch (not --batch-size %d)", fixed, batch_size)
+        return fixed
+    return batch_size
 
 
 def image_dataset(files: Sequence[str], batch_size: int, errors: Dict[str, str], fallback_shape=None):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tfod_seg.engines.base import (EvalResult, EvaluateOptions, ExportOptions, ExportResult, ProgressCallback,
                                    TrainOptions, TrainSummary, check_supported)
+from tfod_seg.engines.garden import edge as edge_mod
 from tfod_seg.engines.garden import evaluate as evaluate_mod
 from tfod_seg.engines.garden import export as export_mod
 from tfod_seg.engines.garden import semantic as semantic_mod
@@ -37,5 +38,7 @@ class GardenEngine:
         check_supported(self, options)
         if semantic_mod.is_semantic_config(options.config_path):  # a scene model: Model Garden's segmentation export
             return semantic_mod.export(options)
+        if options.format != "saved_model" or options.batch_size != 1:
+            return edge_mod.export_result(options)
         return export_mod.export(options.config_path, options.trained_checkpoint_dir, options.output_directory,
                                  input_type=options.input_type, checkpoint=options.checkpoint)

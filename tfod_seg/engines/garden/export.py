@@ -105,6 +105,7 @@ class _ExportPlan:
     checkpoint: str
     input_type: str
     params: Any
+    batch_size: Optional[int] = 1  # None: any batch (dynamic)
 
 
 def _plan(config_path, trained_checkpoint_dir, output_directory, input_type: str,
@@ -132,11 +133,11 @@ def _write_saved_model(plan: _ExportPlan, staging: str) -> None:
 
     mg_input_type = signature.INPUT_TYPES[plan.input_type]
     image_size = [int(x) for x in plan.params.task.model.input_size[:2]]
-    module = signature.TFODDetectionModule(params=plan.params, batch_size=1, input_image_size=image_size,
+    module = signature.TFODDetectionModule(params=plan.params, batch_size=plan.batch_size, input_image_size=image_size,
                                            input_type=mg_input_type, num_channels=3, input_name=signature.INPUT_NAME)
     try:
         export_saved_model_lib.export_inference_graph(
-            input_type=mg_input_type, batch_size=1, input_image_size=image_size, params=plan.params,
+            input_type=mg_input_type, batch_size=plan.batch_size, input_image_size=image_size, params=plan.params,
             checkpoint_path=plan.checkpoint, export_dir=staging, export_module=module,
             function_keys={mg_input_type: tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY},
             export_checkpoint_subdir="checkpoint", export_saved_model_subdir="saved_model",
@@ -181,7 +182,7 @@ def _publish(staging: str, output_directory: str) -> None:
 
 
 def export(config_path, trained_checkpoint_dir, output_directory, *, input_type: str = "image_tensor",
-           checkpoint: Optional[str] = None) -> ExportResult:
+           checkpoint: Optional[str] = None, batch_size: Optional[int] = 1) -> ExportResult:
     """Export a checkpoint of `trained_checkpoint_dir` as a TFOD2-compatible SavedModel.
 
     Args:
@@ -193,6 +194,7 @@ def export(config_path, trained_checkpoint_dir, output_directory, *, input_type:
         (string [1], JPEG/PNG bytes) or `tf_example` (string [1], serialized tf.Example with
         `image/encoded`).
       checkpoint: ``None`` (the latest), ``"best"`` (``MODEL_DIR/best/``) or a checkpoint prefix.
+      batch_size: the signature's batch dimension: ``1`` (TFOD2's), ``N`` or ``None`` (any).
 
     Returns:
       An `ExportResult`; its ``saved_model`` is ``output_directory/saved_model``.
@@ -202,6 +204,9 @@ def export(config_path, trained_checkpoint_dir, output_directory, *, input_type:
       ConfigError: bad `input_type` or a config without masks.
     """
     plan = _plan(config_path, trained_checkpoint_dir, output_directory, input_type, checkpoint)
+    if batch_size is not None and batch_size < 1:
+        raise ConfigError(f"--batch_size {batch_size}: expected an integer >= 1 or 'dynamic'")
+    plan.batch_size = batch_size
     io.makedirs(plan.output_directory, "--output_directory")
     local = not io.is_url(plan.output_directory)
     staging = tempfile.mkdtemp(prefix=".export-", dir=plan.output_directory if local else None)
@@ -215,4 +220,4 @@ def export(config_path, trained_checkpoint_dir, output_directory, *, input_type:
     saved_model = io.join(plan.output_directory, "saved_model")
     logger.info("SavedModel written to %s", saved_model)
     return ExportResult(engine="garden", output_directory=plan.output_directory, saved_model=saved_model,
-                        input_type=input_type, checkpoint=plan.checkpoint)
+                        input_type=input_type, checkpoint=plan.checkpoint, batch_size=batch_size)
