@@ -35,7 +35,8 @@ def test_model_path_measures_masks_and_draws_overlays(tmp_path_factory, tmp_path
     assert rows["b.png"]["verdict"] == "ok" and float(rows["b.png"]["overlap"]) == 0.0
     assert sorted(os.listdir(out / "overlays")) == ["a.png", "b.png"]
     overlay = np.asarray(Image.open(out / "overlays" / "a.png"))
-    assert overlay.shape == (H, W, 3) and (overlay == (255, 32, 32)).all(axis=2).any()  # violator outlined red
+    assert overlay.shape[1:] == (W, 3) and overlay.shape[0] > H  # the image, then the legend strip
+    assert (overlay[:H] == (255, 32, 32)).all(axis=2).any()  # violator outlined red
     assert json.load(open(out / "summary.json"))["violations"] == 1
 
 

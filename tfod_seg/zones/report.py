@@ -93,8 +93,8 @@ def zone_colors(names: Sequence[str]) -> Dict[str, tuple]:
 
 def draw_overlay(image: np.ndarray, zones: Dict[str, np.ndarray], masks: np.ndarray,
                  measured: Sequence[MeasuredDetection], alpha: float = 0.35) -> np.ndarray:
-    """``image`` with each zone tinted in its colour (legend top-left), violators' masks
-    outlined thick red with their rule, other detections outlined thin green."""
+    """``image`` with each zone tinted in its colour, violators' masks outlined thick red with
+    their rule, other detections outlined thin green; a legend strip of the zones below it."""
     import cv2
 
     img = np.ascontiguousarray(image, np.uint8).copy()
@@ -104,18 +104,37 @@ def draw_overlay(image: np.ndarray, zones: Dict[str, np.ndarray], masks: np.ndar
         tint[:] = colors[name]
         blended = cv2.addWeighted(img, 1.0 - alpha, tint, alpha, 0.0)
         img[zone] = blended[zone]
-    scale = max(0.35, min(img.shape[:2]) / 800)
+    scale = max(0.3, min(img.shape[:2]) / 900)
     thick = max(1, round(min(img.shape[:2]) / 250))
     for m, mask in zip(measured, masks):
         contours, _ = cv2.findContours(np.ascontiguousarray(mask, np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         bad = bool(m.violated)
         cv2.drawContours(img, contours, -1, VIOLATOR_RGB if bad else OK_RGB, thick * 2 if bad else thick)
         if bad and contours:
-            x, y = int(m.box[0]), max(int(m.box[1]) - 4, 10)
-            _text(img, f"{m.cls} {m.score:.2f}: {', '.join(m.violated)}", x, y, VIOLATOR_RGB, scale)
-    for i, name in enumerate(zones):
-        _text(img, name, 4, int(14 * scale / 0.35) * (i + 1), colors[name], scale)
-    return img
+            _text(img, f"{m.cls} {m.score:.2f}: {', '.join(m.violated)}", int(m.box[0]), max(int(m.box[1]) - 3, 8),
+                  VIOLATOR_RGB, scale)
+    return np.concatenate([img, _legend(colors, img.shape[1], scale)], axis=0)
+
+
+def _legend(colors: Dict[str, tuple], width: int, scale: float) -> np.ndarray:
+    """A white strip with a colour swatch and the name of each zone, wrapped to ``width``."""
+    import cv2
+
+    (_, th), base = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    row_h = th + base + 6
+    items, rows, x = [], 0, 4
+    for name, color in colors.items():
+        (tw, _), _ = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        if x + th + tw + 8 > width and x > 4:
+            rows, x = rows + 1, 4
+        items.append((name, color, x, rows))
+        x += th + tw + 12
+    strip = np.full(((rows + 1) * row_h + 2, width, 3), 255, np.uint8)
+    for name, color, x0, row in items:
+        y = row * row_h + 3
+        cv2.rectangle(strip, (x0, y), (x0 + th, y + th), tuple(int(c) for c in color), -1)
+        cv2.putText(strip, name, (x0 + th + 3, y + th), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return strip
 
 
 def _text(img, text: str, x: int, y: int, color, scale: float) -> None:
