@@ -377,6 +377,8 @@ CASES: List[Case] = [
     Case("visualize_max_pixels_flag", "image", lambda t: ["visualize", "--labelme", (_labelme(t), str(t / "lm"))[1],
          "--out", str(t / "v"), "--no-progress", "--max-pixels", "1000"], "error",
          "48x40 = 1920 pixels, over the limit of 1000", absent=("v/img.png",)),
+    Case("visualize_coco_garbage_rle", "geometry", lambda t: ["visualize", "--coco", _coco(t, _ann(segmentation={
+        "counts": "garbage!", "size": [H, W]}))[3], "--out", str(t / "v"), "--no-progress"], "ok", "wrote 1 image(s)"),
     Case("visualize_labelme_bomb", "image", lambda t: (
         _labelme(t), (t / "lm" / "img.jpg").unlink(), (t / "lm" / "img.png").write_bytes(_png_header_only(60000, 60000)),
         _labelme(t, image=False, imagePath="img.png", imageHeight=60000, imageWidth=60000),

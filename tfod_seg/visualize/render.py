@@ -14,15 +14,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
 from tfod_seg import io
 from tfod_seg.annotations import open_reader
 from tfod_seg.data.images import decode_rgb, load_rgb
-from tfod_seg.data.masks import compressed_rle_counts, rasterize
-from tfod_seg.errors import UserError
+from tfod_seg.data.masks import MaskError, compressed_rle_counts, rasterize
+from tfod_seg.errors import AnnotationError, UserError
 from tfod_seg.io import read_json
 from tfod_seg.inference.detections import Detections
 from tfod_seg.inference.draw import draw_detections, draw_instances, side_by_side, titled
@@ -66,38 +66,47 @@ def _from_records(records, label_map) -> Iterator[View]:
         yield View(rec.filename or rec.source_id or f"image_{i + 1}", rec.image(), i + 1, masks, boxes, labels)
 
 
+def _sample_masks(stream, sample):
+    """Full-image masks of a sample's instances (None when one has no mask); a mask that cannot
+    be rasterised is drawn empty and counted on the stream."""
+    if not sample.instances or any(inst.mask is None for inst in sample.instances):
+        return None
+    masks = []
+    for k, inst in enumerate(sample.instances):
+        try:
+            masks.append(rasterize(inst.mask, sample.height, sample.width))
+        except MaskError as e:
+            stream.skip(sample.source, e.kind, f"instance {k} '{inst.label}': {e} (drawn without its mask)",
+                        "instance")
+            masks.append(np.zeros((sample.height, sample.width), np.uint8))
+    return np.stack(masks)
+
+
 def _from_samples(stream, image_id_of=None) -> Iterator[View]:
     """Views from a `SampleStream` of the one data model (LabelMe, COCO readers); masks are
-    rasterised per image as they are drawn. Skips the reader counted are logged at the end."""
-
+    rasterised per image as they are drawn. An image that cannot be read (missing, corrupt,
+    over the pixel limit) is skipped and counted on the stream; all skips are logged at the end."""
     for sample in stream:
-        image = load_rgb(sample.image_path) if sample.image_path else decode_rgb(sample.image_bytes)
+        try:
+            image = load_rgb(sample.image_path) if sample.image_path else decode_rgb(sample.image_bytes,
+                                                                                       source=sample.source)
+        except AnnotationError as e:
+            stream.skip(sample.source, "bad_image", str(e))
+            continue
         boxes = np.array([inst.box for inst in sample.instances], np.float32).reshape(-1, 4)
-        masks = None
-        if sample.instances and all(inst.mask is not None for inst in sample.instances):
-            masks = np.stack([rasterize(inst.mask, sample.height, sample.width) for inst in sample.instances])
+        masks = _sample_masks(stream, sample)
         image_id = image_id_of(sample) if image_id_of is not None else None
         yield View(sample.filename, image, image_id, masks, boxes, [inst.label for inst in sample.instances])
     for rec in getattr(stream, "skipped", ()):
         log.warning("skipped %s: %s", rec.get("file"), rec.get("reason"))
 
 
-def _from_labelme(root) -> Iterator[View]:
-
-    return _from_samples(open_reader("labelme", root, allow_outside_root=True))
-
-
-def _from_coco(json_path, image_dir) -> Iterator[View]:
-    """COCO ground truth through the ``coco`` reader; the COCO image id (the
-    sample's ``source_id``) is kept to match results files that use the same ids."""
-
-    def image_id_of(sample):
-        try:
-            return int(sample.source_id)
-        except (TypeError, ValueError):
-            return None
-
-    return _from_samples(open_reader("coco", json_path, image_dir=image_dir, allow_outside_root=True), image_id_of)
+def _coco_image_id(sample) -> Optional[int]:
+    """The COCO image id (the sample's ``source_id``), to match results files using the same ids."""
+    try:
+        return int(sample.source_id)
+    except (TypeError, ValueError):
+        return None
 
 
 def _from_images(images) -> Iterator[View]:
@@ -237,14 +246,15 @@ def _label_map(label_map, model, predictor, results) -> Optional[LabelMap]:
     return label_map
 
 
-def _views(records, labelme, coco, image_dir, images, label_map) -> Iterator[View]:
+def _views(records, labelme, coco, image_dir, images, label_map) -> Tuple[Iterator[View], List[dict]]:
+    """The views to draw and the list the reader records its skips in."""
     if records is not None:
-        return _from_records(records, label_map)
-    if labelme is not None:
-        return _from_labelme(os.fspath(labelme))
-    if coco is not None:
-        return _from_coco(os.fspath(coco), image_dir)
-    return _from_images(images)
+        return _from_records(records, label_map), []
+    if labelme is not None or coco is not None:
+        stream = (open_reader("labelme", os.fspath(labelme), allow_outside_root=True) if labelme is not None else
+                  open_reader("coco", os.fspath(coco), image_dir=image_dir, allow_outside_root=True))
+        return _from_samples(stream, _coco_image_id if coco is not None else None), stream.skipped
+    return _from_images(images), []
 
 
 def _output_name(key: str, used: set, fallback: str) -> str:
@@ -269,7 +279,8 @@ def render(out_dir, *, records=None, labelme=None, coco=None, image_dir=None, im
     results = _ResultsIndex(os.fspath(predictions)) if predictions is not None else None
     label_map = _label_map(label_map, model, predictor, results)
     written, unmatched, used = 0, 0, set()
-    for view in _views(records, labelme, coco, image_dir, images, label_map):
+    views, skipped = _views(records, labelme, coco, image_dir, images, label_map)
+    for view in views:
         if max_images is not None and written >= max_images:
             break
         panels = []
@@ -289,5 +300,7 @@ def render(out_dir, *, records=None, labelme=None, coco=None, image_dir=None, im
         if progress is not None:
             progress.update(1)
     if written == 0:
-        raise UserError("no images to render (the source is empty)")
+        why = f"{len(skipped)} skipped, first: {skipped[0]['file']}: {skipped[0]['reason']}" if skipped else \
+            "the source is empty"
+        raise UserError(f"no images to render ({why})")
     return RenderSummary(written, out_dir, images is None, predictor is not None or results is not None, unmatched)
