@@ -36,6 +36,10 @@ setup(
     extras_require={
         # Conversion on Apache Beam runners (DirectRunner here; Dataflow, Flink, Spark remote).
         "beam": ["apache-beam>=2.77"],
+        # Submitting conversions to Dataflow. Beam's GCP extra needs google-auth-httplib2 < 0.3 and
+        # google-cloud-aiplatform < 2, so it cannot share constraints.txt (or the `cloud` extra):
+        # install it in its own environment without -c constraints.txt (see docs/convert-at-scale.md).
+        "dataflow": ["apache-beam[gcp]>=2.77"],
         # Submitting Vertex AI jobs (`tfod-seg launch --submit`).
         "cloud": ["google-cloud-aiplatform>=2.7"],
         # TFLite and ONNX export (`tfod-seg export --format tflite|onnx`).
