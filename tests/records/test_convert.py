@@ -13,7 +13,7 @@ from tfod_seg.cli import main
 from tfod_seg.errors import StrictModeError
 from tfod_seg.labelmap import LabelMap
 from tfod_seg.records import convert as convert_mod
-from tfod_seg.records.convert import ConvertReport, convert_dataset, format_summary, is_val
+from tfod_seg.records.convert import ConvertReport, Tally, convert_dataset, format_summary, is_val
 from tfod_seg.records.reader import expand_patterns, iter_records
 
 
@@ -47,7 +47,7 @@ def test_byte_identical_output_twice_and_across_worker_counts(lm_root, tmp_path)
     assert 0 < len(val_names) < 12
     assert [s["images"] for s in r1["splits"]["train"]["shards"]] == \
         [len(list(iter_records(str(tmp_path / "a" / n)))) for n in names[:3]]
-    on_disk = json.load(open(tmp_path / "a" / "report.json"))
+    on_disk = json.loads((tmp_path / "a" / "report.json").read_text())
     for key in ("mask_type", "num_classes", "label_map", "splits", "instances_per_class", "skipped", "num_skipped"):
         assert on_disk[key] == r1[key]
 
@@ -139,7 +139,7 @@ def test_report_is_a_dataclass_whose_json_is_the_file(lm_root, tmp_path):
 
 def test_out_may_be_a_url(lm_root, tmp_path):
     tf = pytest.importorskip("tensorflow")
-    out = "ram://convert_test/out"
+    out = f"ram://convert_test/{tmp_path.name}/out"  # ram:// lives as long as the process: a path of its own
     report = convert_dataset(read_labelme(lm_root), out, workers=1, num_shards=2, val_fraction=0.3, seed=3)
     local = convert_dataset(read_labelme(lm_root), tmp_path / "o", workers=1, num_shards=2, val_fraction=0.3, seed=3)
     names = sorted(tf.io.gfile.listdir(out))
@@ -152,3 +152,14 @@ def test_out_may_be_a_url(lm_root, tmp_path):
     # a re-run with fewer shards removes the stale ones on the URL too
     convert_dataset(read_labelme(lm_root), out, workers=1, num_shards=1, val_fraction=0.3, seed=3)
     assert sorted(n for n in tf.io.gfile.listdir(out) if n.startswith("train")) == ["train-00000-of-00001.tfrecord"]
+
+
+def test_tally_keeps_skips_in_input_order_whatever_their_arrival():
+    """A worker pool reads ahead: the planner may report image 5's skip before a worker reports
+    image 2's. The report lists them by input order (ties in arrival order)."""
+    tally = Tally(["train"])
+    for order, name in ((5, "late"), (2, "early"), (2, "early-second"), (0, "first")):
+        tally.skip({"kind": "k", "file": name, "reason": "r"}, order)
+    assert [r["file"] for r in tally.skipped] == ["first", "early", "early-second", "late"]
+    with pytest.raises(StrictModeError, match="x.json: bad"):
+        Tally(["train"], strict=True).skip({"kind": "k", "file": "x.json", "reason": "bad"}, 0)

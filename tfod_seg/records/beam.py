@@ -48,7 +48,7 @@ import pickle
 import re
 import shlex
 import uuid
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 from tfod_seg import io
 from tfod_seg.errors import StrictModeError, UserError
@@ -87,7 +87,7 @@ def encode(task: EncodeTask, strict: bool):
         "images": {task.split: 1} if result.features is not None else {},
         "classes": {task.split: _count_classes(result.classes)} if result.features is not None else {},
         "reencoded": 1 if result.features is not None and result.reencoded else 0,
-        "skipped": [[task.order, 1, k, rec] for k, rec in enumerate(result.skipped)],
+        "skipped": [[task.order, k, rec] for k, rec in enumerate(result.skipped)],
     })
 
 
@@ -236,18 +236,17 @@ def run_pipeline(args: List[str], build) -> None:
         raise
 
 
-def collect(staging: str, plan: ConversionPlan, tally: Tally, launcher_skips: List[list],
-            out_dir: str) -> Dict[str, List[ShardInfo]]:
-    """Fill ``tally`` from the pipeline's combined tally (skips back in input order) and return
-    each split's shards, in shard order, with their counts."""
+def collect(staging: str, plan: ConversionPlan, tally: Tally, out_dir: str) -> Dict[str, List[ShardInfo]]:
+    """Add the pipeline's combined tally to ``tally`` (which puts the skips in input order) and
+    return each split's shards, in shard order, with their counts."""
     combined = json.loads(io.read_text(io.join(staging, "tally.json")))
     for split, n in combined["images"].items():
         tally.images[split] += n
     for split, counts in combined["classes"].items():
         tally.class_counts[split].update({int(c): n for c, n in counts.items()})
     tally.reencoded += combined["reencoded"]
-    for item in sorted(launcher_skips + combined["skipped"], key=lambda x: (x[0], x[1], x[2])):
-        tally.skipped.append(item[3])
+    for order, _, rec in sorted(combined["skipped"], key=lambda x: x[:2]):
+        tally.skip(rec, order)
     counted = {}
     for path in io.glob(io.join(staging, "shards*.jsonl")):
         for line in io.read_text(path).splitlines():
@@ -285,22 +284,15 @@ class BeamWriter:
     def write(self, plan: ConversionPlan, out_dir: str, tally: Tally, progress=None) -> WriteResult:
         args = pipeline_args(self.runner, self.options, self.workers)
         on_progress = progress.update if progress is not None else (lambda n: None)
-        launcher_skips: List[list] = []
-
-        def on_skip(rec: dict, order: int) -> None:
-            if tally.strict:
-                raise strict_error(rec)
-            launcher_skips.append([order, 0, 0, rec])
-
         staging = io.join(out_dir, f".tfod-seg-beam-{uuid.uuid4().hex[:12]}")
         io.makedirs(staging)
         beam_temp = io.join(out_dir, "beam-temp-*")
         before = set(io.glob(beam_temp))
         try:
-            chunks = stage_tasks(plan, staging, on_skip, on_progress)
+            chunks = stage_tasks(plan, staging, tally.skip, on_progress)
             log.info("running the Beam pipeline (%s, %d task chunks): %s", self.runner, len(chunks), " ".join(args))
             run_pipeline(args, lambda p: build_pipeline(p, chunks, plan, out_dir, staging, tally.strict))
-            shards = collect(staging, plan, tally, launcher_skips, out_dir)
+            shards = collect(staging, plan, tally, out_dir)
         except BaseException:
             for leftover in set(io.glob(beam_temp)) - before:  # a failed WriteToTFRecord's temporary folder
                 _quiet_rmtree(leftover)

@@ -233,17 +233,28 @@ class ConversionPlan:
 # Tally: counts and skips, whatever the writer
 # ---------------------------------------------------------------------------------------
 class Tally:
-    """Images, instances per class and re-encoded images per split, and every skip in order."""
+    """Images, instances per class and re-encoded images per split, and every skip.
+
+    ``skipped`` is in input order whatever the order skips arrive in (a worker pool reads
+    ahead, so the planner's skips of later images can come before a worker's skip of an
+    earlier one): each skip carries the ``order`` of its plan event.
+    """
 
     def __init__(self, splits: Sequence[str], strict: bool = False):
         self.strict = strict
-        self.skipped: List[dict] = []
+        self._skips: List[Tuple[int, int, dict]] = []
         self.images = {s: 0 for s in splits}
         self.class_counts: Dict[str, collections.Counter] = {s: collections.Counter() for s in splits}
         self.reencoded = 0
 
-    def skip(self, rec: dict, order: int = 0) -> None:
-        self.skipped.append(rec)
+    @property
+    def skipped(self) -> List[dict]:
+        """Every skip record, in input order (ties: in arrival order)."""
+        return [rec for _, _, rec in sorted(self._skips, key=lambda x: x[:2])]
+
+    def skip(self, rec: dict, order: int) -> None:
+        """Record a skip of the plan event ``order``; raises `StrictModeError` when strict."""
+        self._skips.append((order, len(self._skips), rec))
         if self.strict:
             raise strict_error(rec)
 
@@ -312,11 +323,11 @@ class LocalWriter:
     def write(self, plan: ConversionPlan, out_dir: str, tally: Tally, progress=None) -> WriteResult:
         workers = default_workers() if self.workers is None else max(1, int(self.workers))
         on_progress = progress.update if progress is not None else (lambda n: None)
-        splits: Dict[int, str] = {}
+        planned: Dict[int, EncodeTask] = {}
 
-        def tasks():  # remembers each task's split for its result, which comes back in order
+        def tasks():  # remembers each task for its result, which comes back in input order
             for k, task in enumerate(plan.tasks(tally.skip, on_progress)):
-                splits[k] = task.split
+                planned[k] = task
                 yield task.args
 
         writers = {s: ShardedRecordWriter(out_dir, s, plan.shard_counts[s]) for s in plan.splits}
@@ -331,12 +342,12 @@ class LocalWriter:
             stack.callback(results.close)  # stops the worker pool now, not at garbage collection
             buffer = _Buffer(writers, tf_import)
             for k, result in enumerate(results):
-                split = splits.pop(k)
+                task = planned.pop(k)
                 for rec in result.skipped:
-                    tally.skip(rec)
+                    tally.skip(rec, task.order)
                 if result.features is not None:
-                    buffer.add(split, result)
-                    tally.add(split, result.classes, bool(result.reencoded))
+                    buffer.add(task.split, result)
+                    tally.add(task.split, result.classes, bool(result.reencoded))
                 on_progress(1)
             buffer.flush()
         return WriteResult(
