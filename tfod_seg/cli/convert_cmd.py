@@ -63,15 +63,9 @@ def add_arguments(parser) -> None:
     add_strict(parser)
 
 
-def open_stream(fmt: str, input_path: str, **options):
-    """The reader registered as ``fmt`` in `tfod_seg.annotations.READERS`, opened on ``input_path``."""
-    from tfod_seg.annotations import open_reader
-
-    return open_reader(fmt, input_path, **options)
-
-
 def run(args) -> int:
     from tfod_seg import io
+    from tfod_seg.annotations import open_reader
     from tfod_seg.errors import UserError
     from tfod_seg.records import get_writer
     from tfod_seg.records.convert import convert_dataset, format_summary
@@ -79,8 +73,10 @@ def run(args) -> int:
 
     if args.beam_options is not None and args.runner is None:
         raise UserError("--beam-options needs --runner (direct, dataflow, flink or spark)")
+    if args.task == "semantic" and (args.runner is not None or args.mask_type != "png"):
+        raise UserError("--task semantic writes with the local writer and PNG class maps: leave out --runner/--mask-type")
     apply_max_pixels(args)
-    stream = open_stream(args.format, args.input, image_dir=args.image_dir, drop_empty=args.drop_empty,
+    stream = open_reader(args.format, args.input, image_dir=args.image_dir, drop_empty=args.drop_empty,
                          include_difficult=args.include_difficult, allow_outside_root=args.allow_outside_root)
     if args.task == "semantic":
         return _run_semantic(args, stream)
@@ -88,24 +84,18 @@ def run(args) -> int:
         writer = get_writer("local", workers=args.workers)
     else:
         writer = get_writer("beam", runner=args.runner, options=args.beam_options, workers=args.workers)
-    bar = progress_bar(getattr(stream, "total", None), "convert", unit="img", disable=args.quiet)
-    try:
+    with progress_bar(getattr(stream, "total", None), "convert", unit="img", disable=args.quiet) as bar:
         report = convert_dataset(stream, args.out, label_map=args.label_map, num_shards=args.num_shards,
                                  val_fraction=args.val_fraction, seed=args.seed, mask_type=args.mask_type,
                                  strict=args.strict, progress=bar, writer=writer)
-    finally:
-        bar.close()
     print(format_summary(report))
     print(f"report: {io.join(args.out, REPORT_NAME)}")
     return 0
 
 
 def _run_semantic(args, stream) -> int:
-    from tfod_seg.errors import UserError
     from tfod_seg.records.semantic import convert_semantic
 
-    if args.runner is not None or args.mask_type != "png":
-        raise UserError("--task semantic writes with the local writer and PNG class maps: leave out --runner/--mask-type")
     with progress_bar(getattr(stream, "total", None), "convert", unit="img", disable=args.quiet) as bar:
         report = convert_semantic(stream, args.out, label_map=args.label_map, val_fraction=args.val_fraction,
                                   seed=args.seed, num_shards=args.num_shards, strict=args.strict, progress=bar)
