@@ -123,3 +123,12 @@ def test_zone_fractions_are_per_mask_pixel():
     masks = np.zeros((2, 10, 10), np.uint8)
     masks[0, 0:2, 0:5] = 1  # 6 of 10 pixels in a
     np.testing.assert_allclose(zone_fractions(masks, zones), [[0.6, 1.0], [0.0, 0.0]])
+
+
+def test_an_image_without_detections_gives_no_rows(tmp_path):
+    from tfod_seg.inference.detections import Detections
+    from tfod_seg.zones.measure import measure_image
+    from tfod_seg.zones.rules import parse_rules
+
+    zones = load_drawn_zones(write_zone_drawing(tmp_path / "frame.json", H, W, ZONES)).zones_for(H, W)
+    assert measure_image("a.png", Detections.empty(H, W), zones, parse_rules(["car:no_parking>=0.3"]), str) == []

@@ -103,7 +103,7 @@ def measure_image(image: str, detections, zones: Dict[str, np.ndarray], rules: S
     if det.masks is None:
         raise ValueError("zones need instance masks")
     fractions = zone_fractions(det.masks, zones)
-    areas = det.masks.reshape(len(det), -1).sum(axis=1, dtype=np.int64)
+    areas = det.masks.sum(axis=(1, 2), dtype=np.int64)  # (0,) for an image without detections
     boxes = det.coco_boxes()
     out = []
     for k in range(len(det)):
