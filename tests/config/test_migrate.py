@@ -66,6 +66,8 @@ def test_migrate_cli_lists_unmapped_fields(records, tmp_path, capsys):
     assert load_experiment(str(out))[1].runtime.mixed_precision_dtype == "float32"
     assert main(["config", "--migrate", src, "--out", str(out), "--train", "x"]) == 2
     assert "--migrate takes the input paths" in capsys.readouterr().err
+    assert main(["config", "--migrate", src, "--check", str(out)]) == 2
+    assert "give either --check FILE or --migrate PIPELINE, not both" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -84,6 +84,8 @@ def run(args) -> int:
     from tfod_seg.config.checks import check_config
     from tfod_seg.errors import ConfigError
 
+    if args.check and args.migrate:
+        raise ConfigError("give either --check FILE or --migrate PIPELINE, not both")
     if args.check:
         problems = check_config(args.check, label_map=args.label_map, report=args.report, strategy=args.strategy)
         return _print_problems(args.check, problems)

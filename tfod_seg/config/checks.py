@@ -309,51 +309,20 @@ def _check_garden(path, label_map, report, strategy) -> List[Problem]:
         P.append(Problem(path, field, message, severity, lines.get(field)))
 
     t = cfg.task
-    if type(t).__name__ == "SemanticSegmentationTask":  # a scene model (garden_deeplab*)
-        return _check_semantic(path, cfg, lines, label_map, report, P, add)
-    if not getattr(t.model, "include_mask", False):
+    semantic = type(t).__name__ == "SemanticSegmentationTask"  # a scene model (garden_deeplab*)
+    if not semantic and not getattr(t.model, "include_mask", False):
         add("task.model.include_mask", "is false: the model would train without masks")
     train_globs = _as_list(t.train_data.input_path)
     for field, globs in (("task.train_data.input_path", train_globs),
                          ("task.validation_data.input_path", _as_list(t.validation_data.input_path))):
         P.extend(_glob_problems(path, field, globs, lines.get(field)))
     rep = _load_report(report, [p for g in train_globs for p in g.split(",")], P, path)
-    if rep and rep.get("mask_type") not in (None, "png"):
-        add("task.train_data.input_path", f"records were written with {rep.get('mask_type')!r} masks (report.json); "
-                                          "Model Garden's decoder reads PNG masks only: convert with --mask-type png")
-    _check_garden_classes(t.model, label_map, rep, P, path, add)
-    P.extend(_checkpoint_problems(path, "task.init_checkpoint", t.init_checkpoint, lines.get("task.init_checkpoint")))
-    if t.annotation_file and not io.is_url(t.annotation_file) and not io.isfile(t.annotation_file):
-        add("task.annotation_file", f"{t.annotation_file!r} not found; leave it '' to compute COCO metrics from the "
-                                    "validation records")
-    if not t.use_coco_metrics:
-        add("task.use_coco_metrics", "is false: validation reports no COCO box/mask AP", "warning")
-    _check_garden_schedule(cfg.trainer, add)
-    _check_garden_sampling(t, add)
-    _check_batch(rep, t.train_data.global_batch_size, "task.train_data.global_batch_size", add)
-    size = list(t.model.input_size or [])
-    if size and size[0] % (2 ** t.model.max_level):
-        add("task.model.input_size", f"{size[0]} is not a multiple of 2**max_level = {2 ** t.model.max_level}")
-    dtypes = [("task.train_data.dtype", t.train_data.dtype), ("task.validation_data.dtype", t.validation_data.dtype)]
-    for field, message in check_garden_target(strategy or cfg.runtime.distribution_strategy,
-                                              cfg.runtime.mixed_precision_dtype or "float32",
-                                              cfg.trainer.steps_per_loop, cfg.trainer.train_steps, dtypes):
-        add(field, message, "warning")
-    return P
-
-
-def _check_semantic(path, cfg, lines, label_map, report, P: List[Problem], add: Add) -> List[Problem]:
-    """Checks of a semantic-segmentation experiment: record globs, classes (+ background),
-    the records' task, schedule, batch and input size."""
-    t = cfg.task
-    train_globs = _as_list(t.train_data.input_path)
-    for field, globs in (("task.train_data.input_path", train_globs),
-                         ("task.validation_data.input_path", _as_list(t.validation_data.input_path))):
-        P.extend(_glob_problems(path, field, globs, lines.get(field)))
-    rep = _load_report(report, [p for g in train_globs for p in g.split(",")], P, path)
-    if rep and rep.get("task") != "semantic":
+    if semantic and rep and rep.get("task") != "semantic":
         add("task.train_data.input_path", "records are instance records (report.json); a scene model reads "
                                           "`tfod-seg convert --task semantic` records")
+    if not semantic and rep and rep.get("mask_type") not in (None, "png"):
+        add("task.train_data.input_path", f"records were written with {rep.get('mask_type')!r} masks (report.json); "
+                                          "Model Garden's decoder reads PNG masks only: convert with --mask-type png")
     _check_garden_classes(t.model, label_map, rep, P, path, add)
     P.extend(_checkpoint_problems(path, "task.init_checkpoint", t.init_checkpoint, lines.get("task.init_checkpoint")))
     _check_garden_schedule(cfg.trainer, add)
@@ -361,7 +330,25 @@ def _check_semantic(path, cfg, lines, label_map, report, P: List[Problem], add: 
     size = list(t.model.input_size or [])
     if size and size[0] and size[0] % (2 ** t.model.max_level):
         add("task.model.input_size", f"{size[0]} is not a multiple of 2**max_level = {2 ** t.model.max_level}")
+    if not semantic:
+        _check_garden_detection(cfg, strategy, add)
     return P
+
+
+def _check_garden_detection(cfg, strategy, add: Add) -> None:
+    """Mask R-CNN only: COCO evaluation set-up, sampler sizes, target hardware."""
+    t = cfg.task
+    if t.annotation_file and not io.is_url(t.annotation_file) and not io.isfile(t.annotation_file):
+        add("task.annotation_file", f"{t.annotation_file!r} not found; leave it '' to compute COCO metrics from the "
+                                    "validation records")
+    if not t.use_coco_metrics:
+        add("task.use_coco_metrics", "is false: validation reports no COCO box/mask AP", "warning")
+    _check_garden_sampling(t, add)
+    dtypes = [("task.train_data.dtype", t.train_data.dtype), ("task.validation_data.dtype", t.validation_data.dtype)]
+    for field, message in check_garden_target(strategy or cfg.runtime.distribution_strategy,
+                                              cfg.runtime.mixed_precision_dtype or "float32",
+                                              cfg.trainer.steps_per_loop, cfg.trainer.train_steps, dtypes):
+        add(field, message, "warning")
 
 
 def _check_garden_classes(m, label_map, rep, P, path, add: Add) -> None:
