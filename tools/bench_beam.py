@@ -25,14 +25,13 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(TOOLS))
 sys.path.insert(0, TOOLS)
 
 import peak_rss  # noqa: E402
-from bench_convert import make_dataset, subset  # noqa: E402
+from bench_convert import dataset, read_json, subset  # noqa: E402
 
 
 def convert(ann, img_dir, out, workers, shards, val_fraction, runner, log):
@@ -54,7 +53,7 @@ def digests(out: str, split: str):
 
 
 def same_output(a: str, b: str) -> str:
-    ra, rb = (json.load(open(os.path.join(d, "report.json"))) for d in (a, b))
+    ra, rb = (read_json(os.path.join(d, "report.json")) for d in (a, b))
     for r, d in ((ra, a), (rb, b)):
         for split in r["splits"].values():
             split["files"] = [os.path.relpath(p, d) for p in split["files"]]
@@ -79,12 +78,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     work = args.workdir or tempfile.mkdtemp(prefix="bench_beam_")
     data = os.path.join(work, "data")
-    ann = os.path.join(data, "instances.json")
-    if not os.path.exists(ann) or len(json.load(open(ann))["images"]) != args.images:
-        t = time.perf_counter()
-        shutil.rmtree(data, ignore_errors=True)
-        make_dataset(data, args.images, sizes=[(640, 480), (480, 640)])
-        print(f"generated {args.images} images in {time.perf_counter() - t:.0f} s under {data}")
+    ann = dataset(data, args.images, sizes=[(640, 480), (480, 640)])
     small_ann = subset(ann, args.small, os.path.join(data, f"instances_{args.small}.json"))
     img_dir = os.path.join(data, "images")
     runs = {}

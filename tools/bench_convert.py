@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+
+from peak_rss import load_average
 
 
 SIZES = [(640, 480), (800, 600), (1024, 768), (480, 640)]
@@ -85,10 +86,27 @@ def make_dataset(root: str, num_images: int, seed: int = 0, sizes=SIZES) -> str:
     return path
 
 
+def read_json(path: str):
+    with open(path) as f:
+        return json.load(f)
+
+
+def dataset(root: str, num_images: int, sizes=SIZES) -> str:
+    """``root/instances.json`` with ``num_images`` images: kept from an earlier run (``--workdir``)
+    when it has that many, else generated anew by `make_dataset`; returns the JSON path."""
+    ann = os.path.join(root, "instances.json")
+    if os.path.exists(ann) and len(read_json(ann)["images"]) == num_images:
+        return ann
+    t = time.perf_counter()
+    shutil.rmtree(root, ignore_errors=True)
+    make_dataset(root, num_images, sizes=sizes)
+    print(f"generated {num_images} images in {time.perf_counter() - t:.0f} s under {root}", flush=True)
+    return ann
+
+
 def subset(ann_path: str, num_images: int, out_path: str) -> str:
     """A COCO JSON with the first ``num_images`` images of ``ann_path`` (same image folder)."""
-    with open(ann_path) as f:
-        doc = json.load(f)
+    doc = read_json(ann_path)
     doc["images"] = doc["images"][:num_images]
     keep = {img["id"] for img in doc["images"]}
     doc["annotations"] = [a for a in doc["annotations"] if a["image_id"] in keep]
@@ -155,14 +173,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", help="keep data and outputs here (default: a temporary folder)")
     args = ap.parse_args(argv)
     work = args.workdir or tempfile.mkdtemp(prefix="bench_convert_")
-    os.makedirs(work, exist_ok=True)
-    ann = os.path.join(work, "data", "instances.json")
-    if not os.path.exists(ann):
-        t = time.perf_counter()
-        make_dataset(os.path.join(work, "data"), args.images)
-        print(f"generated {args.images} images in {time.perf_counter() - t:.1f}s under {work}/data")
-    with open(ann) as f:
-        n_images = len(json.load(f)["images"])
+    ann = dataset(os.path.join(work, "data"), args.images)
+    n_images = args.images
     img_dir = os.path.join(work, "data", "images")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     os.environ.update(env)
@@ -192,9 +204,7 @@ def main(argv=None) -> int:
     print(f"ratio (tfod-seg / Model Garden, images/s): {mg / ours:.2f}x")
     print(f"TensorFlow import alone: {tf_import:.2f} s (both commands import it; tfod-seg overlaps it with "
           f"the workers' encoding)")
-    if os.path.exists("/proc/loadavg"):
-        with open("/proc/loadavg") as f:
-            print(f"load average at the end: {' '.join(f.read().split()[:3])}")
+    print(f"load average at the end: {load_average()}")
     return 0
 
 

@@ -27,21 +27,20 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(TOOLS))
 sys.path.insert(0, TOOLS)
 
 import peak_rss  # noqa: E402
-from bench_convert import make_dataset, subset  # noqa: E402
+from bench_convert import dataset, read_json, subset  # noqa: E402
 
 
 def image_folder(ann: str, img_dir: str, out: str) -> str:
     """A folder of symlinks to the images ``ann`` lists (infer's input for that size)."""
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
-    for img in json.load(open(ann))["images"]:
+    for img in read_json(ann)["images"]:
         os.symlink(os.path.join(img_dir, img["file_name"]), os.path.join(out, img["file_name"]))
     return out
 
@@ -52,7 +51,7 @@ def labelme_folder(ann: str, img_dir: str, out: str) -> str:
 
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
-    doc = json.load(open(ann))
+    doc = read_json(ann)
     names = {c["id"]: c["name"] for c in doc["categories"]}
     shapes: dict = {}
     for a in doc["annotations"]:
@@ -96,12 +95,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     work = args.workdir or tempfile.mkdtemp(prefix="bench_memory_")
     data = os.path.join(work, "data")
-    ann = os.path.join(data, "instances.json")
-    if not os.path.exists(ann) or len(json.load(open(ann))["images"]) != args.large:
-        t = time.perf_counter()
-        shutil.rmtree(data, ignore_errors=True)
-        make_dataset(data, args.large, sizes=[(320, 240), (240, 320)])
-        print(f"generated {args.large} images in {time.perf_counter() - t:.0f} s under {data}", flush=True)
+    ann = dataset(data, args.large, sizes=[(320, 240), (240, 320)])
     from bench_infer import build_fake_export
 
     export = build_fake_export(work, args.detections, convs=1)
