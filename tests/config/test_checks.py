@@ -1,6 +1,7 @@
 """check_config: each cross-field problem is found and names the field and the file."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -57,7 +58,7 @@ def test_explicit_label_map_and_report(tfod_config, tmp_path):
     from tests.config.conftest import make_records
 
     other = make_records(tmp_path / "other", names=("a", "b", "c", "d", "e"), mask_type="numerical")
-    probs = check_config(tfod_config, label_map=other["label_map"], report=json.load(open(other["report"])))
+    probs = check_config(tfod_config, label_map=other["label_map"], report=json.loads(Path(other["report"]).read_text()))
     msgs = {p.field: p.message for p in probs}
     assert "expected 5" in msgs["model.faster_rcnn.num_classes"]
     assert "expected NUMERICAL_MASKS" in msgs["train_input_reader.mask_type"]

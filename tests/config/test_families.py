@@ -1,6 +1,8 @@
 """Faster R-CNN → Mask R-CNN for every TF2 zoo feature-extractor family and resizer, the target
 hardware table both ways, and text-format details surviving generation."""
 
+from pathlib import Path
+
 import pytest
 
 from tfod_seg.config.checks import check_config
@@ -35,7 +37,7 @@ def test_faster_rcnn_becomes_complete_mask_rcnn(records, tmp_path, extractor, re
     assert doc.get(f"{MP}.conv_hyperparams.initializer.truncated_normal_initializer.stddev") == 0.01
     assert doc.get("model.faster_rcnn.second_stage_mask_prediction_loss_weight") == 4.0
     assert doc.get("model.faster_rcnn.resize_masks") is False
-    text = open(out).read()
+    text = Path(out).read_text()
     assert f"# Mask R-CNN: {FAMILIES[extractor].name} ({extractor}); added number_of_stages: 3, " \
            "predict_instance_masks: true, mask_height: 33" in text
     problems = check_config(out)
@@ -55,7 +57,7 @@ def test_template_mask_head_is_kept(records, tmp_path):
 def test_text_format_details_round_trip(records, tmp_path):
     out = _gen(records, tmp_path, write_zoo_config(tmp_path, "faster_rcnn_resnet50_fpn_keras", "keep_aspect"),
                batch_size=64)
-    text = open(out).read()
+    text = Path(out).read_text()
     assert "  batch_size: 1;\n" in text                  # eval_config's ';' separator kept
     assert "warmup_learning_rate: .013333\n" in text      # an untouched '.0x' float kept as written
     assert "anchor_scale: 4.0  # the FPN paper uses 8\n" in text  # trailing comments kept
@@ -70,7 +72,7 @@ def test_text_format_details_round_trip(records, tmp_path):
 def test_edited_values_keep_separators_and_comments(records, tmp_path):
     src = write_zoo_config(tmp_path, "faster_rcnn_resnet101_keras", "fixed")
     out = _gen(records, tmp_path, src, overrides=["eval_config.batch_size=2"], target="tpu")
-    text = open(out).read()
+    text = Path(out).read_text()
     assert "  batch_size: 2;\n" in text
     assert "use_bfloat16: true  # works only on TPUs" in text
 
@@ -85,7 +87,7 @@ def test_target_cpu_gpu_clears_tpu_only_fields(records, tmp_path, target):
         assert doc.get(field) is False, field
     for field in ("train_config.sync_replicas", "train_config.replicas_to_aggregate"):
         assert not doc.has(field)
-    text = open(out).read()
+    text = Path(out).read_text()
     assert "use_bfloat16: false  # works only on TPUs" in text  # the line (and its comment) stays, cleared
     assert f"# target {target}: TPU-only fields cleared (set false): use_static_shapes" in text
     assert [p for p in check_config(out) if "TPU" in p.message] == []
@@ -93,8 +95,8 @@ def test_target_cpu_gpu_clears_tpu_only_fields(records, tmp_path, target):
 
 def test_target_tpu_sets_tpu_fields(records, tmp_path):
     src = write_zoo_config(tmp_path, "faster_rcnn_resnet50_keras", "keep_aspect", tpu=False)
-    text = open(src).read().replace("pad_to_max_dimension: true", "pad_to_max_dimension: false")
-    open(src, "w").write(text)
+    text = Path(src).read_text().replace("pad_to_max_dimension: true", "pad_to_max_dimension: false")
+    Path(src).write_text(text)
     out = _gen(records, tmp_path, src, target="tpu")
     doc = PbtxtDocument.load(out)
     for field in TFOD_TPU_ONLY:
@@ -147,7 +149,7 @@ def test_cli_target_and_check_strategy(records, tmp_path, capsys):
     assert main(["config", "--template", src, "--label-map", records["label_map"], "--train", records["train"],
                  "--val", records["val"], "--model-dir", str(tmp_path / "m"), "--out", out, "--batch-size", "8",
                  "--strategy", "multi_worker"]) == 0
-    assert "# target gpu (from --strategy multi_worker;" in open(out).read()
+    assert "# target gpu (from --strategy multi_worker;" in Path(out).read_text()
     capsys.readouterr()
     assert main(["config", "--check", out, "--strategy", "tpu"]) == 0  # warnings only
     err = capsys.readouterr().err

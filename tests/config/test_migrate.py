@@ -1,6 +1,8 @@
 """`config --migrate`: TFOD2 pipeline.config → Model Garden Mask R-CNN experiment, for every
 zoo-shaped family; the result checks clean, lists what has no equivalent, and trains."""
 
+from pathlib import Path
+
 import pytest
 
 from tfod_seg.cli import main
@@ -44,7 +46,7 @@ def test_migrate_every_family_checks_clean(records, tmp_path, extractor, resizer
     assert m.roi_generator.num_proposals == 300 and cfg.task.losses.mask_weight == 4.0
     assert m.mask_head.num_convs == 4
     assert cfg.runtime.mixed_precision_dtype == "float16"  # --target gpu
-    text = open(result.out).read()
+    text = Path(result.out).read_text()
     assert "train_config.data_augmentation_options.random_adjust_hue: no Model Garden Mask R-CNN equivalent" in text
     assert "model.faster_rcnn.second_stage_post_processing.batch_non_max_suppression.max_detections_per_class" \
         in result.unmapped

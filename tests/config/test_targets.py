@@ -1,6 +1,8 @@
 """--target for Model Garden experiments: precision and loop sizes set per target, and
 `config --check` warning when they do not suit the strategy (both ways)."""
 
+from pathlib import Path
+
 import pytest
 
 from tfod_seg.config.checks import check_config
@@ -33,7 +35,7 @@ def test_garden_without_target_keeps_template_settings(records, tmp_path):
     out = _gen(records, tmp_path)
     cfg = load_experiment(out)[1]
     assert cfg.runtime.mixed_precision_dtype == "float32" and cfg.trainer.steps_per_loop == 100
-    assert "# target: the template's precision and loop intervals (give --target cpu|gpu|tpu" in open(out).read()
+    assert "# target: the template's precision and loop intervals (give --target cpu|gpu|tpu" in Path(out).read_text()
 
 
 def test_garden_loops_clamped_to_short_training(records, tmp_path):

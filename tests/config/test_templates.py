@@ -3,6 +3,7 @@ header saying what it is for and its cost, a config generated from it passes the
 Model Garden one builds a valid ExperimentConfig (model not built: too slow for the big ones)."""
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -51,7 +52,7 @@ def test_template_generates_a_clean_config(template, records, tmp_path, checkpoi
         from tfod_seg.pbtxt import PbtxtDocument, validate_with_schema
 
         validate_with_schema(out)  # real schema when TFOD2 is importable (the TFOD2 environment), else no-op
-        assert PbtxtDocument.load(template).dump() == open(template).read()  # byte-identical round trip
+        assert PbtxtDocument.load(template).dump() == Path(template).read_text()  # byte-identical round trip
 
 
 def test_template_dir_is_the_repo_pipelines():
