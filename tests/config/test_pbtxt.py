@@ -310,7 +310,8 @@ def _doc_leaves(doc):
     return sorted(walk(doc.root, ""), key=lambda x: x[0])
 
 
-HSET = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: the same 80 documents every run (a failure reproduces; CI cannot fail by chance)
+HSET = settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
 @HSET
