@@ -12,6 +12,7 @@ from tfod_seg import io
 from tfod_seg.config.garden import HEADER_RE, read_header_comments
 from tfod_seg.errors import ConfigError
 
+
 def shipped_dir(name: str) -> str:
     """A folder shipped with tfod-seg (``pipelines``, ``label_maps``): inside the installed
     package (a wheel puts the repository's top-level folders there, see setup.py), else the
@@ -52,11 +53,12 @@ def find_template(template: str | os.PathLike) -> str:
     t = os.fspath(template)
     if io.isfile(t):
         return t
-    for p in template_paths():
+    shipped = template_paths()
+    for p in shipped:
         base = os.path.basename(p)
         if t in (base, os.path.splitext(base)[0]):
             return p
-    names = [os.path.splitext(os.path.basename(p))[0] for p in template_paths()]
+    names = [os.path.splitext(os.path.basename(p))[0] for p in shipped]
     near = difflib.get_close_matches(os.path.splitext(io.basename(t))[0], names, n=3, cutoff=0.4)
     hint = f"; nearest templates: {', '.join(near)}" if near else ""
     raise ConfigError(f"{t}: no such template file or name in {TEMPLATE_DIR}{hint} (see `tfod-seg templates`)")
@@ -96,5 +98,5 @@ def describe_templates(directory: Optional[str] = None) -> List[TemplateInfo]:
     return sorted(infos, key=lambda i: (i.engine != "garden", i.name))
 
 
-__all__ = ["shipped_dir", "TEMPLATE_DIR", "LABEL_MAP_DIR", "template_kind", "template_paths", "find_template", "display_template", "TemplateInfo",
-           "describe_template", "describe_templates"]
+__all__ = ["shipped_dir", "TEMPLATE_DIR", "LABEL_MAP_DIR", "template_kind", "template_paths", "find_template",
+           "display_template", "TemplateInfo", "describe_template", "describe_templates"]
