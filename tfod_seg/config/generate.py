@@ -55,7 +55,7 @@ from typing import Optional, Sequence
 
 from tfod_seg.config.garden_generate import GARDEN_CHECKPOINT_MODULES, generate_garden
 from tfod_seg.config.inputs import (GenerateInputs, abs_path, command_line, load_label_map, parse_augment,
-                                    parse_override, record_globs)
+                                    parse_override)
 from tfod_seg.config.schedule import Plan
 from tfod_seg.config.semantic import generate_semantic, is_semantic_template
 from tfod_seg.config.targets import TARGETS, resolve_target
@@ -64,7 +64,7 @@ from tfod_seg.config.templates import (GARDEN_EXTENSIONS, TEMPLATE_DIR, TFOD_EXT
 from tfod_seg.config.tfod_pipeline import (TFOD_CHECKPOINT_TYPES, TFOD_MASK_TYPES, generate_tfod,
                                            input_reader_paths, tfod_image_size)
 from tfod_seg.errors import ConfigError
-from tfod_seg.records.metadata import find_report, read_report
+from tfod_seg.records.metadata import find_report, read_report, split_patterns
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,8 @@ def _inputs(tpath, label_map, train, val, model_dir, out, checkpoint, checkpoint
     lm, lm_path = load_label_map(label_map)
     target_name, how = resolve_target(target, strategy)
     inputs = GenerateInputs(
-        template=tpath, label_map=lm, label_map_path=abs_path(lm_path), train=record_globs(train),
-        val=record_globs(val), model_dir=model_dir, out=os.fspath(out), checkpoint=abs_path(checkpoint),
+        template=tpath, label_map=lm, label_map_path=abs_path(lm_path), train=split_patterns(train),
+        val=split_patterns(val), model_dir=model_dir, out=os.fspath(out), checkpoint=abs_path(checkpoint),
         checkpoint_type=checkpoint_type, augment=parse_augment(augment), mask_type=mask_type, image_size=image_size,
         overrides=[parse_override(o) for o in overrides], strategy=strategy, mixed_precision=mixed_precision,
         target=target_name, target_how=how)

@@ -16,7 +16,6 @@ from tfod_seg.config.schedule import Plan
 from tfod_seg.config.templates import display_template
 from tfod_seg.errors import ConfigError
 from tfod_seg.labelmap import LabelMap, read_label_map
-from tfod_seg.records.metadata import split_patterns
 
 AUGMENTATIONS = ("flip", "vflip", "scale", "none")
 DEFAULT_SCALE = (0.8, 1.25)
@@ -89,11 +88,6 @@ def parse_override(item: str) -> Tuple[str, str, bool]:
     return key, value, create
 
 
-def record_globs(patterns) -> List[str]:
-    """Record patterns (comma-separated string or list) as absolute paths; URLs unchanged."""
-    return split_patterns(patterns)
-
-
 def abs_path(p: Optional[str]) -> Optional[str]:
     return None if p is None or not os.fspath(p) else io.abspath(p)
 
@@ -145,5 +139,5 @@ def header(inputs: GenerateInputs, plan: Plan, command: str, engine: str, extra:
     return lines
 
 
-__all__ = ["GenerateInputs", "parse_augment", "parse_override", "record_globs", "abs_path", "load_label_map",
+__all__ = ["GenerateInputs", "parse_augment", "parse_override", "abs_path", "load_label_map",
            "command_line", "header", "AUGMENTATIONS", "DEFAULT_SCALE"]
