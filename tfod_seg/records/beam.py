@@ -41,6 +41,7 @@ can read.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import logging
@@ -81,21 +82,15 @@ def encode(task: EncodeTask, strict: bool):
     result = encode_task(task.args)
     if strict and result.skipped:
         raise strict_error(result.skipped[0])
-    if result.features is not None:
+    written = result.features is not None
+    if written:
         yield task.split, serialize_example(result.features)
     yield pvalue.TaggedOutput("tally", {
-        "images": {task.split: 1} if result.features is not None else {},
-        "classes": {task.split: _count_classes(result.classes)} if result.features is not None else {},
-        "reencoded": 1 if result.features is not None and result.reencoded else 0,
+        "images": {task.split: 1} if written else {},
+        "classes": {task.split: dict(collections.Counter(str(c) for c in result.classes))} if written else {},
+        "reencoded": int(written and bool(result.reencoded)),
         "skipped": [[task.order, k, rec] for k, rec in enumerate(result.skipped)],
     })
-
-
-def _count_classes(classes: Sequence[int]) -> Dict[str, int]:
-    out: Dict[str, int] = {}
-    for c in classes:
-        out[str(c)] = out.get(str(c), 0) + 1
-    return out
 
 
 def merge_tallies(parts) -> dict:
