@@ -91,7 +91,8 @@ def garden_intervals(base: Dict[str, int], steps: int) -> Dict[str, int]:
     }
 
 
-def _input_path(globs: Sequence[str]):
+def input_path(globs: Sequence[str]):
+    """A Model Garden ``input_path``: the one glob as a string, several as a list."""
     return globs[0] if len(globs) == 1 else list(globs)
 
 
@@ -99,7 +100,7 @@ def _data_updates(cfg, inputs: GenerateInputs) -> Dict[str, Any]:
     upd: Dict[str, Any] = {
         "task.model.num_classes": inputs.label_map.max_id + 1,
         "task.model.include_mask": True,
-        "task.train_data.input_path": _input_path(inputs.train),
+        "task.train_data.input_path": input_path(inputs.train),
         "task.train_data.is_training": True,
         "task.validation_data.is_training": False,
         "task.annotation_file": "",
@@ -108,7 +109,7 @@ def _data_updates(cfg, inputs: GenerateInputs) -> Dict[str, Any]:
         "trainer.validation_steps": -1,
     }
     if inputs.val:
-        upd["task.validation_data.input_path"] = _input_path(inputs.val)
+        upd["task.validation_data.input_path"] = input_path(inputs.val)
     report = inputs.report or {}
     n_val = ((report.get("splits") or {}).get("val") or {}).get("images") if isinstance(report.get("splits"), dict) else None
     upd["task.validation_data.num_examples"] = int(n_val) if n_val else -1
@@ -171,25 +172,23 @@ def _apply_sets(cfg, name: str, overrides) -> None:
     garden.apply_overrides(cfg, sets, source="--set", experiment=name)
 
 
-def generate_garden(inputs: GenerateInputs, plan: Plan, command: str) -> str:
-    """Write the Model Garden experiment YAML for ``inputs``; return its path."""
-    if inputs.mask_type != "png":
-        raise ConfigError("--mask-type numerical: Model Garden's TF Example decoder reads PNG masks only; "
-                          "convert the records with --mask-type png (the default)")
-    name, cfg = garden.load_experiment(inputs.template)
-    upd = _data_updates(cfg, inputs)
+def schedule_updates(cfg, plan: Plan, upd: Dict[str, Any]) -> None:
+    """The learning-rate schedule, batch size and training steps of ``plan`` into ``upd``."""
     upd["trainer.optimizer_config"] = garden_schedule(cfg, plan, cfg.task.train_data.global_batch_size)
     if plan.batch_size is not None:
         upd["task.train_data.global_batch_size"] = plan.batch_size
     if plan.steps is not None:
         upd["trainer.train_steps"] = plan.steps
-    extra: List[str] = [_checkpoint_updates(inputs, upd), _runtime_updates(cfg, inputs, plan, upd)]
+
+
+def write_experiment(cfg, name: str, upd: Dict[str, Any], inputs: GenerateInputs, plan: Plan, command: str,
+                     engine: str, extra: Sequence[str]) -> str:
+    """Apply the generated values ``upd`` then the ``--set`` overrides, validate, and write the
+    experiment with its header (and the template's own header); the file must load back."""
     garden.apply_overrides(cfg, upd, source=f"{display_template(inputs.template)} (generated values)", experiment=name)
     _apply_sets(cfg, name, inputs.overrides)
     garden.validate(cfg, inputs.out)
-    extra.append("validation: COCO box + mask metrics from the validation records (annotation_file ''; Model Garden "
-                 "caches them as MODEL_DIR/annotation.json: delete it if the validation records change)")
-    lines = header(inputs, plan, command, f"Model Garden {name}", extra)
+    lines = header(inputs, plan, command, engine, extra)
     tmpl_lines = [l for l in garden.read_header_comments(inputs.template) if not garden.HEADER_RE.match("# " + l)]
     if tmpl_lines:
         lines += ["", "Template:"] + ["  " + l if l else "" for l in tmpl_lines]
@@ -198,4 +197,19 @@ def generate_garden(inputs: GenerateInputs, plan: Plan, command: str) -> str:
     return path
 
 
-__all__ = ["generate_garden", "garden_schedule", "garden_intervals", "GARDEN_CHECKPOINT_MODULES"]
+def generate_garden(inputs: GenerateInputs, plan: Plan, command: str) -> str:
+    """Write the Model Garden experiment YAML for ``inputs``; return its path."""
+    if inputs.mask_type != "png":
+        raise ConfigError("--mask-type numerical: Model Garden's TF Example decoder reads PNG masks only; "
+                          "convert the records with --mask-type png (the default)")
+    name, cfg = garden.load_experiment(inputs.template)
+    upd = _data_updates(cfg, inputs)
+    schedule_updates(cfg, plan, upd)
+    extra: List[str] = [_checkpoint_updates(inputs, upd), _runtime_updates(cfg, inputs, plan, upd),
+                        "validation: COCO box + mask metrics from the validation records (annotation_file ''; Model "
+                        "Garden caches them as MODEL_DIR/annotation.json: delete it if the validation records change)"]
+    return write_experiment(cfg, name, upd, inputs, plan, command, f"Model Garden {name}", extra)
+
+
+__all__ = ["generate_garden", "garden_schedule", "garden_intervals", "input_path", "schedule_updates",
+           "write_experiment", "GARDEN_CHECKPOINT_MODULES"]

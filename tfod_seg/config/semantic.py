@@ -15,8 +15,9 @@ from __future__ import annotations
 from typing import Any, Dict
 
 from tfod_seg.config import garden
-from tfod_seg.config.garden_generate import INTERVALS, garden_intervals, garden_schedule
-from tfod_seg.config.inputs import GenerateInputs, header
+from tfod_seg.config.garden_generate import (INTERVALS, garden_intervals, input_path, schedule_updates,
+                                             write_experiment)
+from tfod_seg.config.inputs import GenerateInputs
 from tfod_seg.config.schedule import Plan
 from tfod_seg.errors import ConfigError
 
@@ -28,17 +29,13 @@ def is_semantic_template(path: str) -> bool:
     return type(garden.load_experiment(path)[1].task).__name__ == "SemanticSegmentationTask"
 
 
-def _paths(globs):
-    return globs[0] if len(globs) == 1 else list(globs)
-
-
 def _data_updates(inputs: GenerateInputs) -> Dict[str, Any]:
     upd: Dict[str, Any] = {"task.model.num_classes": inputs.label_map.max_id + 1,
-                           "task.train_data.input_path": _paths(inputs.train), "task.train_data.is_training": True,
+                           "task.train_data.input_path": input_path(inputs.train), "task.train_data.is_training": True,
                            "task.validation_data.is_training": False, "trainer.validation_steps": -1,
                            "task.export_config.rescale_output": True, "task.allow_image_summary": False}
     if inputs.val:
-        upd["task.validation_data.input_path"] = _paths(inputs.val)
+        upd["task.validation_data.input_path"] = input_path(inputs.val)
     if inputs.image_size:
         size = int(inputs.image_size)
         upd.update({"task.model.input_size": [size, size, 3], "task.train_data.output_size": [size, size],
@@ -54,11 +51,7 @@ def _data_updates(inputs: GenerateInputs) -> Dict[str, Any]:
 
 
 def _run_updates(cfg, inputs: GenerateInputs, plan: Plan, upd: Dict[str, Any]) -> str:
-    upd["trainer.optimizer_config"] = garden_schedule(cfg, plan, cfg.task.train_data.global_batch_size)
-    if plan.batch_size is not None:
-        upd["task.train_data.global_batch_size"] = plan.batch_size
-    if plan.steps is not None:
-        upd["trainer.train_steps"] = plan.steps
+    schedule_updates(cfg, plan, upd)
     for k, v in garden_intervals({k: getattr(cfg.trainer, k) for k in INTERVALS},
                                  plan.steps or cfg.trainer.train_steps).items():
         upd[f"trainer.{k}"] = v
@@ -76,31 +69,14 @@ def _run_updates(cfg, inputs: GenerateInputs, plan: Plan, upd: Dict[str, Any]) -
     return f"checkpoint: {inputs.checkpoint} (restores {modules})"
 
 
-def _apply_sets(cfg, name: str, overrides) -> None:
-    sets = {}
-    for key, raw, _create in overrides or ():
-        data, _ = garden.parse_yaml_text(f"v: {raw}" if raw.strip() else "v: ''", f"--set {key}")
-        sets[key] = data.get("v")
-    if sets:
-        garden.apply_overrides(cfg, sets, source="--set", experiment=name)
-
-
 def generate_semantic(inputs: GenerateInputs, plan: Plan, command: str) -> str:
     """Write the scene-model experiment YAML for ``inputs``; return its path."""
     name, cfg = garden.load_experiment(inputs.template)
     upd = _data_updates(inputs)
     note = _run_updates(cfg, inputs, plan, upd)
-    garden.apply_overrides(cfg, upd, source=f"{inputs.template} (generated values)", experiment=name)
-    _apply_sets(cfg, name, inputs.overrides)
-    garden.validate(cfg, inputs.out)
     extra = [note, "validation: mean IoU and per-class IoU (iou/<class id>, 0 = background) on the val records"]
-    lines = header(inputs, plan, command, f"Model Garden {name} (semantic segmentation)", extra)
-    tmpl = [line for line in garden.read_header_comments(inputs.template) if not garden.HEADER_RE.match("# " + line)]
-    if tmpl:
-        lines += ["", "Template:"] + ["  " + line if line else "" for line in tmpl]
-    path = garden.dump_experiment(cfg, inputs.out, name, header=lines)
-    garden.load_experiment(path)  # the file written must load back (strict)
-    return path
+    return write_experiment(cfg, name, upd, inputs, plan, command, f"Model Garden {name} (semantic segmentation)",
+                            extra)
 
 
 __all__ = ["generate_semantic", "is_semantic_template"]
