@@ -14,7 +14,7 @@ from tests.config.zoo_shaped import zoo_faster_rcnn
 
 @pytest.fixture
 def ram_records():
-    root = f"ram://h6-{uuid.uuid4().hex}/records"
+    root = f"ram://config-remote-{uuid.uuid4().hex}/records"
     io.makedirs(root)
     io.atomic_write_text(f"{root}/label_map.pbtxt", "item {\n  id: 1\n  name: 'a'\n}\nitem {\n  id: 2\n  name: 'b'\n}\n")
     for name in ("train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord", "val-00000-of-00001.tfrecord"):
