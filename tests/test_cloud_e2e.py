@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -95,3 +96,96 @@ def test_missing_key_file_named(no_gcloud, monkeypatch):
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nowhere/key.json")
     msg = io.explain_url_error(tf.errors.PermissionDeniedError(None, None, "denied"), "gs://b/x")
     assert msg.startswith("GOOGLE_APPLICATION_CREDENTIALS names /nowhere/key.json, which does not exist")
+
+
+# -- the whole pipeline on ram:// ----------------------------------------------------------------
+R = "ram://tfod-seg-e2e"
+# the tiny model of tests/garden_fixtures.py, as `tfod-seg config --set` overrides, trained 2 steps
+_TINY_SETS = {k: v for k, v in __import__("tests.garden_fixtures", fromlist=["TINY_OVERRIDES"]).TINY_OVERRIDES.items()
+              if not k.startswith(("trainer.", "task.train_data.global_batch_size", "task.model.input_size"))}
+_TINY_SETS.update({"trainer.steps_per_loop": 1, "trainer.summary_interval": 1, "trainer.checkpoint_interval": 2,
+                   "trainer.validation_interval": 2, "task.model.detection_generator.pre_nms_score_threshold": 0.0})
+
+
+def _upload_tree(local: str, url: str) -> None:
+    for d, _, files in io.walk(local):
+        rel = os.path.relpath(d, local)
+        target = url if rel == "." else io.join(url, *rel.split(os.sep))
+        io.makedirs(target)
+        for f in files:
+            io.copy(os.path.join(d, f), io.join(target, f))
+
+
+def _ok(argv, capsys):
+    code = main(argv)
+    out = capsys.readouterr()
+    assert code == 0, f"{argv[0]} failed ({code}): {out.err[-2000:]}"
+    return out
+
+
+def test_pipeline_end_to_end_on_ram(tmp_path, monkeypatch, capsys):
+    import tensorflow as tf
+
+    from tfod_seg.demo.shapes import generate_shapes_dataset
+
+    generate_shapes_dataset(str(tmp_path / "lm"), num_images=12, image_size=64, seed=3)
+    _upload_tree(str(tmp_path / "lm"), f"{R}/labelme")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    _ok(["convert", "--format", "labelme", f"{R}/labelme", "--out", f"{R}/records", "--val-fraction", "0.25",
+         "--workers", "1", "--quiet"], capsys)
+    assert tf.io.gfile.glob(f"{R}/records/train-*.tfrecord") and tf.io.gfile.glob(f"{R}/records/val-*.tfrecord")
+    splits = io.read_json(f"{R}/records/report.json")["splits"]
+    assert splits["train"]["images"] + splits["val"]["images"] == 12 and splits["val"]["images"] > 0
+    _ok(["inspect", f"{R}/records/train-?????-of-?????.tfrecord", "--json", f"{R}/inspect.json", "--quiet"], capsys)
+    assert io.isfile(f"{R}/inspect.json")
+    sets = [a for k, v in _TINY_SETS.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+    _ok(["config", "--template", "garden_cpu_demo", "--label-map", f"{R}/records/label_map.pbtxt",
+         "--train", f"{R}/records/train-*.tfrecord", "--val", f"{R}/records/val-*.tfrecord",
+         "--model-dir", f"{R}/model", "--batch-size", "2", "--steps", "2", "--image-size", "64",
+         "--out", f"{R}/garden.yaml", *sets], capsys)
+    _ok(["config", "--check", f"{R}/garden.yaml"], capsys)
+    _ok(["train", "--pipeline_config_path", f"{R}/garden.yaml", "--model_dir", f"{R}/model",
+         "--num_train_steps", "2", "--strategy", "cpu"], capsys)
+    assert tf.train.latest_checkpoint(f"{R}/model").endswith("ckpt-2") and io.isfile(f"{R}/model/params.yaml")
+    _ok(["evaluate", "--pipeline_config_path", f"{R}/garden.yaml", "--checkpoint_dir", f"{R}/model", "--once",
+         "--metrics_json", f"{R}/eval.json"], capsys)
+    assert 0.0 <= io.read_json(f"{R}/eval.json")["mask_AP"] <= 1.0
+    _ok(["export", "--pipeline_config_path", f"{R}/garden.yaml", "--trained_checkpoint_dir", f"{R}/model",
+         "--output_directory", f"{R}/export"], capsys)
+    assert io.isfile(f"{R}/export/saved_model/saved_model.pb") and io.isfile(f"{R}/export/label_map.pbtxt")
+    _ok(["infer", "--model", f"{R}/export", "--images", f"{R}/labelme", "--out", f"{R}/infer", "--min-score", "0",
+         "--workers", "1", "--no-progress"], capsys)
+    assert io.isfile(f"{R}/infer/summary.json")
+    _ok(["score", "--model", f"{R}/export", "--records", f"{R}/records/val-*.tfrecord", "--out", f"{R}/score",
+         "--no-progress"], capsys)
+    metrics = io.read_json(f"{R}/score/metrics.json")
+    assert 0.0 <= metrics["segm"]["AP"] <= 1.0 and 0.0 <= metrics["bbox"]["AP"] <= 1.0
+    assert os.listdir(cwd) == []  # nothing written under the working directory
+    _typo_outputs_write_nothing(capsys, cwd)
+
+
+def _typo_outputs_write_nothing(capsys, cwd) -> None:
+    """Every output flag given `gs:/b/x` (one slash): exit 2 naming the scheme, no local `gs:` folder."""
+    bad = "gs:/some-bucket/x"
+    runs = [
+        ["convert", "--format", "labelme", f"{R}/labelme", "--out", bad, "--quiet"],
+        ["inspect", f"{R}/records/train-*.tfrecord", "--json", f"{bad}/inspect.json", "--quiet"],
+        ["config", "--template", "garden_cpu_demo", "--label-map", f"{R}/records/label_map.pbtxt",
+         "--train", f"{R}/records/train-*.tfrecord", "--val", f"{R}/records/val-*.tfrecord", "--model-dir",
+         f"{R}/model", "--out", f"{bad}/c.yaml"],
+        ["train", "--pipeline_config_path", f"{R}/garden.yaml", "--model_dir", bad, "--strategy", "cpu"],
+        ["evaluate", "--pipeline_config_path", f"{R}/garden.yaml", "--checkpoint_dir", f"{R}/model", "--once",
+         "--metrics_json", f"{bad}/m.json"],
+        ["export", "--pipeline_config_path", f"{R}/garden.yaml", "--trained_checkpoint_dir", f"{R}/model",
+         "--output_directory", bad],
+        ["infer", "--model", f"{R}/export", "--images", f"{R}/labelme", "--out", bad, "--no-progress"],
+        ["score", "--model", f"{R}/export", "--records", f"{R}/records/val-*.tfrecord", "--out", bad, "--no-progress"],
+        ["launch", "--pipeline_config_path", f"{R}/garden.yaml", "--model_dir", "gs://b/run", "--out", bad],
+    ]
+    for argv in runs:
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert code == 2 and "malformed scheme 'gs'" in err, f"{argv[0]}: {code} {err[-500:]}"
+        assert os.listdir(cwd) == [], argv[0]

@@ -28,7 +28,8 @@ def prepare(mode: str, args, options):
 
     engine = engine_for(options.config_path, getattr(args, "engine", None))
     check_supported(engine, options)
-    flags = flags_from_options(options, num_tpu_cores=getattr(args, "num_tpu_cores", None))
+    flags = flags_from_options(options, num_tpu_cores=getattr(args, "num_tpu_cores", None),
+                               metrics_json=getattr(args, "metrics_json", None))
     report = preflight(mode, engine.name, options.config_path, flags)
     for note in report.notes:  # e.g. "strategy auto picked gpu (1 GPU visible)"
         print(f"preflight: {note}", file=sys.stderr)

@@ -53,9 +53,15 @@ _COMMAND_DIRS = {"train": "model_dir", "evaluate": "checkpoint_dir", "demo": "ou
 def log_path_for(args) -> str:
     """``DIR/logs/COMMAND.log`` for train / evaluate / demo with a local folder, else
     ``~/.cache/tfod-seg/logs/COMMAND.log`` (a URL output: the log must be a local file)."""
+    from tfod_seg import io
+
     command = getattr(args, "command", None) or "tfod-seg"
     folder = getattr(args, _COMMAND_DIRS.get(command, ""), None)
-    if folder and "://" not in str(folder):
+    try:  # URLs are not probed here (that would import TensorFlow): they log to the cache
+        local = bool(folder) and not io.is_url(str(folder)) and bool(io.check_path(str(folder)))
+    except io.PathError:  # e.g. gs:/bucket (one slash): the command reports it; no local 'gs:' folder
+        local = False
+    if local:
         return os.path.join(os.path.abspath(os.path.expanduser(str(folder))), "logs", f"{command}.log")
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(cache, "tfod-seg", "logs", f"{command}.log")

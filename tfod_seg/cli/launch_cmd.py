@@ -65,8 +65,10 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import sys
 
+    from tfod_seg import io
     from tfod_seg.launch import LaunchRequest, custom_job, plan_launch, submit, write_launch_files
 
+    io.check_path(args.out, "--out")  # a malformed --out fails before any work
     req = LaunchRequest(
         config_path=args.pipeline_config_path, model_dir=args.model_dir, gpus=args.gpus, gpu_type=args.gpu_type,
         workers=args.workers, tpu=args.tpu, machine_type=args.machine_type, image=args.image,

@@ -36,7 +36,6 @@ import contextlib
 import dataclasses
 import logging
 import os
-import shutil
 import time
 from typing import Callable, Dict, List, Optional
 
@@ -80,18 +79,18 @@ _OWNED = ("dataset", "records", "model", "exported", "predictions", "score", "lo
 def _prepare_out_dir(out_dir: str) -> None:
     """Create ``out_dir`` or clear an earlier demo run there; never clobber a foreign folder."""
     # logs/ may already hold this run's own log (`tfod-seg demo` opens OUT/logs/demo.log first).
-    if os.path.isdir(out_dir) and [n for n in os.listdir(out_dir) if n != "logs"]:
-        if not os.path.exists(os.path.join(out_dir, _MARKER)):
+    if io.isdir(out_dir) and [n for n in io.listdir(out_dir) if n != "logs"]:
+        if not io.exists(io.join(out_dir, _MARKER)):
             raise UserError(f"{out_dir}: folder exists and is not empty (and is not an earlier demo output); "
                             "expected a new or empty folder for --out")
         for name in _OWNED:
-            path = os.path.join(out_dir, name)
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            elif os.path.exists(path):
-                os.unlink(path)
-    os.makedirs(out_dir, exist_ok=True)
-    io.atomic_write_text(os.path.join(out_dir, _MARKER),
+            path = io.join(out_dir, name)
+            if io.isdir(path):
+                io.rmtree(path)
+            elif io.exists(path):
+                io.remove(path)
+    io.makedirs(out_dir, "--out")
+    io.atomic_write_text(io.join(out_dir, _MARKER),
                          "output of `tfod-seg demo`; the demo clears this folder's demo files when run again here\n")
 
 
@@ -118,9 +117,12 @@ class _Clock:
 @contextlib.contextmanager
 def _stdout_to(path: str):
     """Send what libraries print on stdout (Orbit prints every train/eval log dict) to a file,
-    so the console shows the demo's own progress; the file keeps the full logs."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f, contextlib.redirect_stdout(f):
+    so the console shows the demo's own progress; the file keeps the full logs (a URL gets a
+    local file, uploaded when the block ends: object stores cannot append)."""
+    io.makedirs(io.dirname(path))
+    with contextlib.ExitStack() as stack:
+        target = stack.enter_context(io.atomic_path(path, "engine log")) if io.is_url(path) else path
+        stack.enter_context(contextlib.redirect_stdout(stack.enter_context(io.open_file(target, "a"))))
         yield
 
 
@@ -129,8 +131,8 @@ def _val_image_files(dataset_dir: str, val_records: List[str]) -> List[str]:
     files = []
     for path, index, serialized in iter_raw_records(val_records):
         rec = parse_example(serialized, path, index, decode_masks=False)
-        candidate = os.path.join(dataset_dir, rec.filename)
-        if os.path.isfile(candidate):
+        candidate = io.join(dataset_dir, rec.filename)
+        if io.isfile(candidate):
             files.append(candidate)
         else:
             logger.warning("held-out image %s (from %s) not found in %s", rec.filename, path, dataset_dir)
@@ -161,7 +163,7 @@ class DemoPlan:
     budget_seconds: float
 
     def path(self, name: str) -> str:
-        return os.path.join(self.out_dir, name)
+        return io.join(self.out_dir, name)
 
 
 def plan_demo(out_dir, *, num_images: int = NUM_IMAGES, image_size: int = IMAGE_SIZE, num_steps: Optional[int] = None,
@@ -174,7 +176,7 @@ def plan_demo(out_dir, *, num_images: int = NUM_IMAGES, image_size: int = IMAGE_
     if num_steps is not None and num_steps <= 0:
         raise UserError(f"--num-steps {num_steps}: expected a positive number of steps")
     budget = parse_duration(time_budget, "--time_budget")
-    out_dir = os.path.abspath(os.fspath(out_dir))
+    out_dir = io.abspath(os.fspath(out_dir))
     _prepare_out_dir(out_dir)
     return DemoPlan(out_dir, num_images, image_size, num_steps or MAX_STEPS, val_fraction, seed,
                     time.monotonic() + budget, budget)
@@ -324,7 +326,7 @@ def _report_md(out_dir: str, m: Dict, inference: Dict) -> str:
     if plots:
         lines += ["", "## Precision-recall curves", ""]
         lines += [f"![{os.path.basename(pp)}]({rel(pp)})" for pp in plots]
-    if os.path.isfile(os.path.join(score_dir, "report.md")):
+    if io.isfile(io.join(score_dir, "report.md")):
         lines += ["", f"Per-class table, thresholds and confusion matrix: [{rel(score_dir)}/report.md]"
                       f"({rel(score_dir)}/report.md)."]
     overlays = io.glob(os.path.join(m["paths"]["predictions"], "overlays", "*.png"))

@@ -14,8 +14,10 @@ records (see `runtime.prepare_validation`). Eval summaries go to ``checkpoint_di
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
+import tempfile
 import time
 from typing import List, Optional
 
@@ -35,14 +37,20 @@ class _Evaluator:
 
         self.checkpoint_dir = checkpoint_dir
         self.strategy = strategy
-        runtime.prepare_validation(params, checkpoint_dir)
+        # Model Garden's COCO evaluator reads logging_dir/annotation.json with pycocotools' open() and
+        # copies it locally itself only for gs:// (coco_evaluator.py): other URLs (ram://) get a local folder.
+        logging_dir = checkpoint_dir
+        if io.is_url(checkpoint_dir) and io.scheme(checkpoint_dir) != "gs":
+            logging_dir = tempfile.mkdtemp(prefix="tfod-seg-eval-")
+            atexit.register(io.rmtree, logging_dir)
+        runtime.prepare_validation(params, logging_dir)
         if eval_timeout is not None:
             params.override({"trainer": {"continuous_eval_timeout": int(eval_timeout)}}, is_strict=True)
         params.lock()
         self.params = params
         self.quiet = runtime.StdoutToLog(logging.getLogger("official.orbit"))  # pycocotools and Orbit print
         with self.strategy.scope(), contextlib.redirect_stdout(self.quiet):
-            task = task_factory.get_task(params.task, logging_dir=checkpoint_dir)
+            task = task_factory.get_task(params.task, logging_dir=logging_dir)
             self.runner = train_lib.OrbitExperimentRunner(
                 distribution_strategy=self.strategy, task=task, mode="eval", params=params,
                 model_dir=checkpoint_dir)

@@ -83,16 +83,10 @@ def find_label_map(config_path: str, params=None) -> Optional[str]:
     ``label_map`` key); a ``label_map.pbtxt`` beside the training records
     (`task.train_data.input_path`). Relative paths are taken relative to the YAML's folder.
     """
-    base = os.path.dirname(os.path.abspath(config_path))
-
-    def resolve(p: str) -> str:
-        p = os.path.expanduser(p)
-        return p if os.path.isabs(p) else os.path.join(base, p)
-
-    with open(config_path, encoding="utf-8") as f:
-        m = _LABEL_MAP_HEADER.search(f.read())
-    if m and os.path.isfile(resolve(m.group(1))):
-        return resolve(m.group(1))
+    base = io.dirname(io.abspath(config_path))
+    m = _LABEL_MAP_HEADER.search(io.read_text(config_path, ConfigError, "config"))
+    if m and io.isfile(io.resolve(m.group(1), base)):
+        return io.resolve(m.group(1), base)
     if params is None:
         return None
     return records_label_map(params.task.train_data.input_path, base)
@@ -160,25 +154,25 @@ def _add_config_and_label_map(plan: _ExportPlan, staging: str) -> None:
 
 
 def _files_under(root: str) -> List[str]:
-    return [os.path.relpath(os.path.join(d, f), root) for d, _, files in os.walk(root) for f in files]
+    return [os.path.relpath(os.path.join(d, f), root) for d, _, files in io.walk(root) for f in files]
 
 
 def _publish(staging: str, output_directory: str) -> None:
     """Move each top-level entry of the local ``staging`` folder over its name in the output
     (replacing an earlier export there); uploaded file by file for a URL."""
-    for name in sorted(os.listdir(staging)):
+    for name in io.listdir(staging):
         src, dst = os.path.join(staging, name), io.join(output_directory, name)
         if io.is_url(output_directory):
             if io.isdir(dst):
                 io.rmtree(dst)
-            for rel in (_files_under(src) if os.path.isdir(src) else [""]):
+            for rel in (_files_under(src) if io.isdir(src) else [""]):
                 target = io.join(dst, rel) if rel else dst
                 io.makedirs(io.dirname(target))
                 io.copy(os.path.join(src, rel) if rel else src, target)
             continue
-        if os.path.isdir(dst) and not os.path.islink(dst):
-            shutil.rmtree(dst)
-        os.replace(src, dst)
+        if io.isdir(dst) and not os.path.islink(dst):
+            io.rmtree(dst)
+        io.rename(src, dst)
 
 
 def export(config_path, trained_checkpoint_dir, output_directory, *, input_type: str = "image_tensor",
