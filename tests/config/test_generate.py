@@ -123,6 +123,17 @@ def test_tfod_user_errors(records, tmp_path, kw, match):
         _gen(records, tmp_path, **kw)
 
 
+@pytest.mark.parametrize("template, name, match", [
+    (GARDEN, "out.config", r"--out .*out\.config: the file is a Model Garden experiment; give it a \.yaml or \.yml"),
+    (TFOD, "out.yaml", r"--out .*out\.yaml: the file is a TFOD2 pipeline config; give it a \.config or \.pbtxt"),
+])
+def test_out_extension_must_match_the_template_kind(records, tmp_path, template, name, match):
+    """`config --check` and `train` pick the engine by extension: a mismatched name would not load."""
+    with pytest.raises(ConfigError, match=match):
+        _gen(records, tmp_path, template=template, name=name)
+    assert not (tmp_path / name).exists()
+
+
 def test_unknown_template_lists_nearest(records, tmp_path):
     with pytest.raises(ConfigError, match="nearest templates: tfod_mask_rcnn_resnet50_fpn_640"):
         _gen(records, tmp_path, template="tfod_mask_rcnn_resnet50_fpn")

@@ -70,6 +70,9 @@ def test_migrate_cli_lists_unmapped_fields(records, tmp_path, capsys):
     assert "--migrate takes the input paths" in capsys.readouterr().err
     assert main(["config", "--migrate", src, "--check", str(out)]) == 2
     assert "give either --check FILE or --migrate PIPELINE, not both" in capsys.readouterr().err
+    assert main(["config", "--migrate", src, "--out", str(tmp_path / "g.config")]) == 2
+    assert "the file is a Model Garden experiment; give it a .yaml or .yml name" in capsys.readouterr().err
+    assert not (tmp_path / "g.config").exists()
 
 
 @pytest.mark.slow

@@ -59,8 +59,8 @@ from tfod_seg.config.inputs import (GenerateInputs, abs_path, command_line, load
 from tfod_seg.config.schedule import Plan
 from tfod_seg.config.semantic import generate_semantic, is_semantic_template
 from tfod_seg.config.targets import TARGETS, resolve_target
-from tfod_seg.config.templates import (GARDEN_EXTENSIONS, TEMPLATE_DIR, TFOD_EXTENSIONS, find_template,
-                                       template_kind, template_paths)
+from tfod_seg.config.templates import (GARDEN_EXTENSIONS, TEMPLATE_DIR, TFOD_EXTENSIONS, check_output_kind,
+                                       find_template, template_kind, template_paths)
 from tfod_seg.config.tfod_pipeline import (TFOD_CHECKPOINT_TYPES, TFOD_MASK_TYPES, generate_tfod,
                                            input_reader_paths, tfod_image_size)
 from tfod_seg.errors import ConfigError
@@ -120,6 +120,7 @@ def generate_config(template, *, label_map, train, val, model_dir, out, batch_si
     """
     tpath = find_template(template)
     kind = template_kind(tpath)
+    check_output_kind(out, kind)
     _check_choices(kind, steps, batch_size, image_size, checkpoint_type, mask_type, mixed_precision, strategy)
     inputs = _inputs(tpath, label_map, train, val, model_dir, out, checkpoint, checkpoint_type, augment, mask_type,
                      image_size, overrides, strategy, mixed_precision, target)

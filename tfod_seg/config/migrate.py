@@ -44,6 +44,7 @@ from tfod_seg.config import garden
 from tfod_seg.config.families import family_of
 from tfod_seg.config.garden_generate import garden_intervals
 from tfod_seg.config.targets import garden_target_values, resolve_target
+from tfod_seg.config.templates import check_output_kind
 from tfod_seg.config.tfod_pipeline import FR, MASK_PREDICTOR, RESIZER
 from tfod_seg.errors import ConfigError, UserError
 from tfod_seg.labelmap import read_label_map
@@ -459,6 +460,7 @@ def migrate_config(pipeline, out, *, label_map: Optional[str] = None, target: Op
                    strategy: Optional[str] = None) -> MigrationResult:
     """Write the Model Garden Mask R-CNN experiment equivalent to the TFOD2 ``pipeline`` at
     ``out``; ``label_map`` overrides the config's; ``target``/``strategy`` as for `generate_config`."""
+    check_output_kind(out, "garden")
     doc = PbtxtDocument.load(pipeline)
     if not isinstance(doc.get(FR, None), Message):
         raise ConfigError(f"{doc.source}: not a Faster/Mask R-CNN pipeline config (no '{FR}' block)")

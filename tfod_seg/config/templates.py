@@ -39,6 +39,18 @@ def template_kind(path: str) -> str:
                       f"{'/'.join(TFOD_EXTENSIONS)} or a Model Garden {'/'.join(GARDEN_EXTENSIONS)} file")
 
 
+def check_output_kind(out, kind: str) -> None:
+    """Before any work: refuse an output path that cannot become a file, or whose extension is
+    not of ``kind`` (`config --check` and `train` pick the engine by extension, so a YAML
+    experiment named .config would not load)."""
+    io.check_output_file(out)
+    ext = os.path.splitext(os.fspath(out))[1].lower()
+    wanted = GARDEN_EXTENSIONS if kind == "garden" else TFOD_EXTENSIONS
+    if ext not in wanted:
+        what = "a Model Garden experiment" if kind == "garden" else "a TFOD2 pipeline config"
+        raise ConfigError(f"--out {os.fspath(out)}: the file is {what}; give it a {' or '.join(wanted)} name")
+
+
 def template_paths(directory: Optional[str] = None) -> List[str]:
     """Every template file in ``directory`` (default ``pipelines/``), sorted."""
     directory = directory or TEMPLATE_DIR
@@ -98,5 +110,6 @@ def describe_templates(directory: Optional[str] = None) -> List[TemplateInfo]:
     return sorted(infos, key=lambda i: (i.engine != "garden", i.name))
 
 
-__all__ = ["shipped_dir", "TEMPLATE_DIR", "LABEL_MAP_DIR", "template_kind", "template_paths", "find_template",
+__all__ = ["shipped_dir", "TEMPLATE_DIR", "LABEL_MAP_DIR", "template_kind", "check_output_kind", "template_paths",
+           "find_template",
            "display_template", "TemplateInfo", "describe_template", "describe_templates"]
