@@ -51,25 +51,44 @@ def run(cmd: List[str], log: str, env: Optional[Dict[str, str]] = None, interval
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
         root = psutil.Process(proc.pid)
         peak_pss = peak_rss = 0
-        while True:
-            pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            try:
-                procs = [root] + root.children(recursive=True)
-            except psutil.NoSuchProcess:
-                break
-            total = 0
-            for p in procs:
+        try:
+            while True:
+                pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
                 try:
-                    total += p.memory_full_info().pss
-                except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                    continue
-                peak_rss = max(peak_rss, _hwm(p.pid))
-            peak_pss = max(peak_pss, total)
-            time.sleep(interval)
+                    procs = [root] + root.children(recursive=True)
+                except psutil.NoSuchProcess:
+                    break
+                total = 0
+                for p in procs:
+                    try:
+                        total += p.memory_full_info().pss
+                    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                        continue
+                    peak_rss = max(peak_rss, _hwm(p.pid))
+                peak_pss = max(peak_pss, total)
+                time.sleep(interval)
+        except BaseException:  # Ctrl-C in the benchmark: do not leave the measured command running
+            _kill_tree(root)
+            proc.wait()
+            raise
         proc.returncode = os.waitstatus_to_exitcode(status)
     return Measured(time.perf_counter() - t0, peak_pss, peak_rss, proc.returncode)
+
+
+def _kill_tree(root) -> None:
+    import psutil
+
+    try:
+        procs = root.children(recursive=True) + [root]
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
 
 
 def load_average() -> str:
