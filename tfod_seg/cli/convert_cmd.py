@@ -25,6 +25,7 @@ EPILOG = """examples:
 
 def add_arguments(parser) -> None:
     from tfod_seg.annotations import reader_names
+    from tfod_seg.records import BEAM_RUNNERS
 
     parser.add_argument("--format", required=True, choices=reader_names(), help="annotation format")
     parser.add_argument("--task", choices=["instance", "semantic"], default="instance",
@@ -46,7 +47,7 @@ def add_arguments(parser) -> None:
                         help="png: one 0/1 PNG per instance (TFOD2 PNG_MASKS); numerical: float list (NUMERICAL_MASKS)")
     parser.add_argument("--workers", type=int, default=None,
                         help="encoding processes (default: all cores); with --runner direct: DirectRunner workers")
-    parser.add_argument("--runner", choices=["direct", "dataflow", "flink", "spark"], default=None,
+    parser.add_argument("--runner", choices=list(BEAM_RUNNERS), default=None,
                         help="write with an Apache Beam pipeline on this runner (default: local worker processes); "
                              "same examples, shard names and report")
     parser.add_argument("--beam-options", default=None, metavar="'FLAGS'",

@@ -15,8 +15,13 @@ from tfod_seg.errors import UserError
 
 WRITERS: Dict[str, str] = {
     "local": "tfod_seg.records.convert:LocalWriter",  # worker processes on this machine (default)
-    "beam": "tfod_seg.records.beam:BeamWriter",  # an Apache Beam pipeline (direct, dataflow, flink, spark)
+    "beam": "tfod_seg.records.beam:BeamWriter",  # an Apache Beam pipeline on one of BEAM_RUNNERS
 }
+
+# ``convert --runner`` name → Beam runner class (the beam writer's runners; here so the CLI can
+# list them without importing the writer).
+BEAM_RUNNERS: Dict[str, str] = {"direct": "DirectRunner", "dataflow": "DataflowRunner", "flink": "FlinkRunner",
+                                "spark": "SparkRunner"}
 
 
 def get_writer(name: str, **options):

@@ -53,6 +53,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 from tfod_seg import io
 from tfod_seg.errors import StrictModeError, UserError
+from tfod_seg.records import BEAM_RUNNERS
 from tfod_seg.records.convert import (ConversionPlan, EncodeTask, ShardInfo, Tally, WriteResult, encode_task,
                                       strict_error)
 from tfod_seg.records.example import serialize_example
@@ -60,7 +61,7 @@ from tfod_seg.records.writer import SHARD_PATTERN, default_workers, remove_stale
 
 log = logging.getLogger(__name__)
 
-RUNNERS = {"direct": "DirectRunner", "dataflow": "DataflowRunner", "flink": "FlinkRunner", "spark": "SparkRunner"}
+RUNNERS = BEAM_RUNNERS
 CHUNK_IMAGES = 200  # images per staged task chunk (the unit a worker loads at once)
 CHUNK_BYTES = 64 << 20  # ... or fewer, when embedded image bytes make a chunk this large
 _STRICT_MARK = "(skipped; --strict turns skips into failures)"
