@@ -97,6 +97,10 @@ def test_cli_config_and_check(records, tmp_path, capsys):
     # a user mistake: one line, exit 2, no traceback
     assert main(["config", "--template", TFOD, "--out", str(out)]) == 2
     assert "error: missing --label-map, --train, --val, --model-dir" in capsys.readouterr().err
+    # --check reads the file as it is: generation flags are refused, not ignored
+    assert main(["config", "--check", str(out), "--steps", "5", "--set", "x=1"]) == 2
+    assert f"error: --check validates {out} as it is (it takes --label-map, --report, --strategy); drop --steps, " \
+        "--set" in capsys.readouterr().err
 
 
 def test_cli_templates_lists_every_template(capsys):

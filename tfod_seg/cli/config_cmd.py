@@ -87,6 +87,8 @@ def run(args) -> int:
     if args.check and args.migrate:
         raise ConfigError("give either --check FILE or --migrate PIPELINE, not both")
     if args.check:
+        _refuse_ignored(args, GENERATION_FLAGS + ("out", "target"),
+                        f"--check validates {args.check} as it is (it takes --label-map, --report, --strategy)")
         problems = check_config(args.check, label_map=args.label_map, report=args.report, strategy=args.strategy)
         return _print_problems(args.check, problems)
     if args.migrate:
@@ -121,15 +123,9 @@ def _migrate(args) -> int:
 
     if not args.out:
         raise ConfigError("--migrate needs --out EXPERIMENT.yaml")
-    ignored = [f"--{k.replace('_', '-')}" for k in ("template", "train", "val", "model_dir", "batch_size", "steps",
-                                                    "lr", "warmup_steps", "image_size", "checkpoint",
-                                                    "checkpoint_type", "augment", "mask_type", "mixed_precision")
-               if getattr(args, k) is not None]
-    if args.overrides:
-        ignored.append("--set")
-    if ignored:
-        raise ConfigError(f"--migrate takes the input paths and settings from {args.migrate}; drop "
-                          f"{', '.join(ignored)} (then regenerate or --set with --template {args.out})")
+    _refuse_ignored(args, GENERATION_FLAGS + ("report",),
+                    f"--migrate takes the input paths and settings from {args.migrate}",
+                    f" (then regenerate or --set with --template {args.out})")
     result = migrate_config(args.migrate, args.out, label_map=args.label_map, target=args.target,
                             strategy=args.strategy)
     print(f"wrote {result.out} (Model Garden {result.experiment}): {len(result.mapped)} fields mapped")
@@ -139,6 +135,21 @@ def _migrate(args) -> int:
         print(f"  no Model Garden equivalent: {field}")
     problems = check_config(result.out, label_map=args.label_map, strategy=args.strategy)
     return _print_problems(result.out, problems)
+
+
+# Flags only generation reads; --check and --migrate refuse them rather than ignore them.
+GENERATION_FLAGS = ("template", "train", "val", "model_dir", "batch_size", "steps", "lr", "warmup_steps", "image_size",
+                    "checkpoint", "checkpoint_type", "augment", "mask_type", "mixed_precision")
+
+
+def _refuse_ignored(args, names, why: str, hint: str = "") -> None:
+    from tfod_seg.errors import ConfigError
+
+    ignored = [f"--{k.replace('_', '-')}" for k in names if getattr(args, k) is not None]
+    if args.overrides:
+        ignored.append("--set")
+    if ignored:
+        raise ConfigError(f"{why}; drop {', '.join(ignored)}{hint}")
 
 
 def _print_problems(path, problems) -> int:
