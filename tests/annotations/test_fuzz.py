@@ -62,11 +62,10 @@ def _encode_all(stream):
 
 
 @pytest.fixture(scope="module")
-def workdir():
-    d = tempfile.mkdtemp(prefix="tfod-seg-fuzz-")
+def workdir(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("fuzz"))
     write_jpeg(os.path.join(d, "img.jpg"), W, H)
-    yield d
-    shutil.rmtree(d)
+    return d
 
 
 @pytest.mark.timeout(600)

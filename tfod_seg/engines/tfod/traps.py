@@ -169,7 +169,7 @@ def check_train_steps(doc, config_path: str, model_dir: str, num_train_steps: Op
 # -- the pipeline.config --------------------------------------------------------------------
 def _records_report(doc, reader: str, config_path: str) -> Optional[dict]:
     """The report.json `tfod-seg convert` wrote beside the reader's records, if any."""
-    base = os.path.dirname(os.path.abspath(config_path))
+    base = io.dirname(io.abspath(config_path))
     patterns = [str(p) for p in doc.get_all(f"{reader}.tf_record_input_reader.input_path")]
     return read_report(find_report(patterns, base))
 
