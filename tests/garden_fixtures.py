@@ -54,7 +54,38 @@ TINY_OVERRIDES: Dict[str, Any] = {
     "trainer.optimizer_config.learning_rate.cosine.initial_learning_rate": 0.002,
     "trainer.optimizer_config.learning_rate.cosine.decay_steps": 200,
     "trainer.optimizer_config.warmup.linear.warmup_steps": 5,
+    # Deterministic input: fixed shuffle seed, tf.data order kept (see _deterministic_training).
+    "task.train_data.seed": 1,
+    "task.train_data.deterministic": True,
 }
+
+#: Seed and TensorFlow thread counts the tiny model is trained with (see _deterministic_training).
+TINY_SEED = 0
+TINY_THREADS = 2
+
+
+def _deterministic_training() -> Dict[str, Any]:
+    """Make training the tiny model repeatable: the same weights in every session on a machine.
+
+    Pins Python/NumPy/TensorFlow seeds (`tf.keras.utils.set_random_seed`), turns on TensorFlow's
+    op determinism (every op, tf.data included, picks a deterministic kernel or raises) and
+    fixes the intra/inter-op thread counts (CPU reductions split work by thread count). The
+    thread counts can only be set before TensorFlow's runtime starts; if an earlier test in
+    the session already started it, the counts it started with stay (reported in the result).
+    """
+    import tensorflow as tf
+
+    threads = True
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(TINY_THREADS)
+        tf.config.threading.set_inter_op_parallelism_threads(TINY_THREADS)
+    except RuntimeError:  # runtime already initialised by an earlier test
+        threads = False
+    tf.keras.utils.set_random_seed(TINY_SEED)
+    tf.config.experimental.enable_op_determinism()
+    return {"seed": TINY_SEED, "threads_pinned": threads,
+            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +148,15 @@ def tiny_trained_model(tmp_path_factory) -> TinyModel:
     config = write_tiny_config(os.path.join(root, "tiny.yaml"), train_glob, val_glob, report["num_classes"])
     model_dir = os.path.join(root, "model")
     events: List[Any] = []
-    result = train(config, model_dir, strategy="cpu", on_progress=events.append)
+    from tensorflow.python.framework import config as tf_config  # no public switch back off
+
+    was_deterministic = tf_config.is_op_determinism_enabled()
+    _deterministic_training()
+    try:
+        result = train(config, model_dir, strategy="cpu", on_progress=events.append)
+    finally:  # the rest of the session keeps TensorFlow's defaults (faster non-deterministic kernels)
+        if not was_deterministic:
+            tf_config.disable_op_determinism()
     return TinyModel(root=root, labelme_dir=labelme_dir, records_dir=records_dir, train_records=train_glob,
                      val_records=val_glob, label_map=report["label_map"], config=config, model_dir=model_dir,
                      num_classes=report["num_classes"], image_size=TINY_IMAGE_SIZE, steps=TINY_STEPS,
