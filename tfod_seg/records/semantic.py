@@ -17,6 +17,8 @@ same images and seed give the same split as instance records).
 
 from __future__ import annotations
 
+import contextlib
+
 import dataclasses
 import logging
 from typing import Dict, Iterable, List, Optional, Sequence
@@ -141,14 +143,16 @@ def convert_semantic(samples: Iterable[Sample], out_dir, *, label_map=None, val_
     The class maps are built in this process (scene datasets are small: hundreds of images).
     """
     _check(val_fraction, num_shards)
-    out_dir = io.makedirs(io.check_path(out_dir, "--out folder"), "--out folder")
+    out_dir = io.check_path(out_dir, "--out folder")
     stream = samples
     samples = list(stream)  # first appearance of the labels needs one pass; samples hold no pixels
     skipped: List[Dict] = list(getattr(stream, "skipped", []))
     labels = _ids(samples, label_map)
+    io.makedirs(out_dir, "--out folder")  # only once the input and labels are known to be usable
     ids = {item.name: item.id for item in labels}
-    split_of = {s.source_id: ("val" if is_val(s.filename, seed, val_fraction) else "train") for s in samples}
-    counts = {"train": sum(1 for v in split_of.values() if v == "train")}
+    # One split per sample (by position: two images may share a source id).
+    split_of = ["val" if is_val(s.filename, seed, val_fraction) else "train" for s in samples]
+    counts = {"train": split_of.count("train")}
     counts["val"] = len(samples) - counts["train"]
     pixels = np.zeros(256, np.int64)
     with io.output_lock(out_dir):
@@ -170,10 +174,10 @@ def _write(samples: Sequence[Sample], out_dir: str, ids, split_of, counts, num_s
     writers = {s: ShardedRecordWriter(out_dir, s, _shards(counts[s], num_shards if s == "train" else None))
                for s in splits}
     done = {s: 0 for s in splits}
-    for w in writers.values():
-        w.__enter__()
-    try:
-        for sample in samples:
+    with contextlib.ExitStack() as stack:
+        for w in writers.values():
+            stack.enter_context(w)
+        for sample, split in zip(samples, split_of):
             before = len(skipped)
             try:
                 labels = class_map(sample, ids, skipped)
@@ -184,18 +188,11 @@ def _write(samples: Sequence[Sample], out_dir: str, ids, split_of, counts, num_s
             if strict and len(skipped) > before:
                 raise StrictModeError(f"{skipped[before]['file']}: {skipped[before]['reason']} (--strict)")
             if features is not None:
-                split = split_of[sample.source_id]
                 writers[split].write(serialize_example(features))
                 done[split] += 1
                 pixels += np.bincount(labels.reshape(-1), minlength=256)
             if progress is not None:
                 progress.update(1)
-    except BaseException as e:
-        for w in writers.values():
-            w.__exit__(type(e), e, None)
-        raise
-    for w in writers.values():
-        w.__exit__(None, None, None)
     return {s: {"images": done[s], "files": [io.basename(p) for p in writers[s].paths]} for s in splits}
 
 
