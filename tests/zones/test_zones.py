@@ -107,6 +107,12 @@ def test_bad_rules_are_clear_errors_before_any_output(tmp_path, capsys, rule, me
     assert not os.path.exists(os.path.join(out, "violations.csv"))
 
 
+def test_malformed_rule_is_reported_before_the_zones_file_is_read(tmp_path, capsys):
+    rc, _ = _run(tmp_path, str(tmp_path / "missing.json"), [block(H, W, 0, 0, 10, 10)], [1], ["car>=0.3"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "cannot parse" in err and "missing.json" not in err
+
+
 def test_zone_drawing_errors(tmp_path, capsys):
     lines_only = tmp_path / "lines.json"
     json.dump({"shapes": [{"label": "no_parking", "points": [[0, 0], [5, 5]], "shape_type": "line"}],

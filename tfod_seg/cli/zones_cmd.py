@@ -95,8 +95,10 @@ def _zones(args):
 
 def run(args) -> int:
     from tfod_seg.cli._common import progress_bar
+    from tfod_seg.zones.rules import parse_rules
     from tfod_seg.zones.run import run_zones
 
+    parse_rules(args.rule)  # a malformed --rule is a usage error: report it before reading any file
     zones = _zones(args)
     source = _source(args)
     with progress_bar(source.num_images, "zones", unit="img", disable=args.no_progress) as bar:

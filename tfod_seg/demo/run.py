@@ -48,7 +48,7 @@ from tfod_seg.engines.garden import export as export_mod
 from tfod_seg.engines.garden import train as train_mod
 from tfod_seg.errors import UserError
 from tfod_seg.evaluation.score import score_model
-from tfod_seg.inference.run import run_inference
+from tfod_seg.inference.run import relative_path, run_inference
 from tfod_seg.records.convert import convert_dataset
 from tfod_seg.records.reader import iter_raw_records, parse_example
 
@@ -297,7 +297,7 @@ def _fmt(v) -> str:
 
 
 def _report_md(out_dir: str, m: Dict, inference: Dict) -> str:
-    rel = lambda path: os.path.relpath(path, out_dir)  # noqa: E731
+    rel = lambda path: relative_path(path, out_dir)  # noqa: E731
     lines = [
         "# tfod-seg demo report",
         "",
@@ -322,19 +322,19 @@ def _report_md(out_dir: str, m: Dict, inference: Dict) -> str:
         lines.append(f"| {stage} | {sec:.1f} |")
     lines.append(f"| **total** | **{m['wall_seconds']:.1f}** |")
     score_dir = m["paths"]["score"]
-    plots = io.glob(os.path.join(score_dir, "pr_*.png"))
+    plots = io.glob(io.join(score_dir, "pr_*.png"))
     if plots:
         lines += ["", "## Precision-recall curves", ""]
-        lines += [f"![{os.path.basename(pp)}]({rel(pp)})" for pp in plots]
+        lines += [f"![{io.basename(pp)}]({rel(pp)})" for pp in plots]
     if io.isfile(io.join(score_dir, "report.md")):
         lines += ["", f"Per-class table, thresholds and confusion matrix: [{rel(score_dir)}/report.md]"
                       f"({rel(score_dir)}/report.md)."]
-    overlays = io.glob(os.path.join(m["paths"]["predictions"], "overlays", "*.png"))
+    overlays = io.glob(io.join(m["paths"]["predictions"], "overlays", "*.png"))
     if overlays:
         lines += ["", f"## Predictions on held-out images (score ≥ {MIN_SCORE})", ""]
-        lines += [f"![{os.path.basename(o)}]({rel(o)})" for o in overlays[:NUM_OVERLAYS_IN_REPORT]]
+        lines += [f"![{io.basename(o)}]({rel(o)})" for o in overlays[:NUM_OVERLAYS_IN_REPORT]]
         lines.append("")
-        lines.append(f"All {len(overlays)} overlays: `{rel(os.path.dirname(overlays[0]))}/`; "
+        lines.append(f"All {len(overlays)} overlays: `{rel(io.dirname(overlays[0]))}/`; "
                      f"{inference.get('detections', 0)} detections in all.")
     lines += ["", "Files: `metrics.json` (these numbers), `pipeline.yaml` (the config), `model/` (checkpoints, "
                   "TensorBoard), `exported/saved_model` (the SavedModel).", ""]
