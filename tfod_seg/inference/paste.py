@@ -56,6 +56,12 @@ def paste_masks(box_masks: np.ndarray, boxes: np.ndarray, height: int, width: in
     normalised ``[ymin, xmin, ymax, xmax]``. A pixel is foreground when the bilinearly
     resampled probability is ``> threshold``.
     """
+    return _paste(box_masks, boxes, height, width, threshold, _axis_weights)
+
+
+def _paste(box_masks, boxes, height: int, width: int, threshold: float, weights) -> np.ndarray:
+    """Paste each box mask with ``weights(lo, hi, size, mask_size) -> (first, matrix)`` per axis:
+    the image rows (columns) are ``matrix @ mask`` from index ``first`` on."""
     box_masks = np.asarray(box_masks, dtype=np.float32)
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     if box_masks.ndim != 3 or len(box_masks) != len(boxes):
@@ -64,12 +70,12 @@ def paste_masks(box_masks: np.ndarray, boxes: np.ndarray, height: int, width: in
     out = np.zeros((n, height, width), np.uint8)
     for k in range(n):
         ymin, xmin, ymax, xmax = boxes[k]
-        y_first, wy = _axis_weights(ymin, ymax, height, h)
-        x_first, wx = _axis_weights(xmin, xmax, width, w)
+        y_first, wy = weights(ymin, ymax, height, h)
+        x_first, wx = weights(xmin, xmax, width, w)
         if wy.size == 0 or wx.size == 0:
             continue
-        crop = wy @ box_masks[k] @ wx.T
-        out[k, y_first:y_first + len(wy), x_first:x_first + len(wx)] = crop > threshold
+        values = wy @ box_masks[k] @ wx.T
+        out[k, y_first:y_first + len(wy), x_first:x_first + len(wx)] = values > threshold
     return out
 
 
@@ -126,18 +132,4 @@ def paste_masks_centred(box_masks: np.ndarray, boxes: np.ndarray, height: int, w
 
     ``boxes``: ``(N, 4)`` normalised ``[ymin, xmin, ymax, xmax]`` of the boxes the masks were
     predicted over (not clipped to the image)."""
-    box_masks = np.asarray(box_masks, dtype=np.float32)
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    if box_masks.ndim != 3 or len(box_masks) != len(boxes):
-        raise ValueError(f"box masks must be (N, h, w) with N={len(boxes)}, got {box_masks.shape}")
-    n, h, w = box_masks.shape
-    out = np.zeros((n, height, width), np.uint8)
-    for k in range(n):
-        ymin, xmin, ymax, xmax = boxes[k]
-        y_first, wy = _centred_weights(ymin, ymax, height, h)
-        x_first, wx = _centred_weights(xmin, xmax, width, w)
-        if not len(wy) or not len(wx):
-            continue
-        values = wy @ box_masks[k] @ wx.T
-        out[k, y_first:y_first + len(wy), x_first:x_first + len(wx)] = values > threshold
-    return out
+    return _paste(box_masks, boxes, height, width, threshold, _centred_weights)
