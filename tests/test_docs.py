@@ -261,7 +261,7 @@ def test_make_and_tool_commands():
 # -- flags named in prose -------------------------------------------------------------------
 FLAG_RE = re.compile(r"(?:^|[\s\[(])(--[A-Za-z][\w-]*)")
 # Inline code that starts with another program's name shows that program's flags: not checked.
-OTHER_PROGRAMS = {"docker", "gcloud", "gsutil", "pip", "pip3", "git", "curl", "kubectl", "bash", "sh",
+OTHER_PROGRAMS = {"make", "docker", "gcloud", "gsutil", "pip", "pip3", "git", "curl", "kubectl", "bash", "sh",
                   "tensorflow_model_server", "saved_model_cli", "pytest", "apt-get", "sudo", "tar", "rsync"}
 
 
