@@ -132,10 +132,11 @@ def rle_counts(counts: str) -> List[int]:
     return out
 
 
-def _images(check: _Checker, doc) -> Dict:
-    """Original id -> (new id, height, width); the renumbered image entries."""
+def _images(check: _Checker, doc, first: int = 0) -> Dict:
+    """Original id -> (new id, height, width); the renumbered image entries (``first``: how
+    many images came before, in earlier chunks)."""
     table, images = {}, []
-    for i, im in enumerate(check.entries(doc, "images", "image")):
+    for i, im in enumerate(check.entries(doc, "images", "image"), start=first):
         image_id = im.get("id")
         if not (_is_int(image_id) or isinstance(image_id, str)):
             check.fail(f"images[{i}]", "id", image_id, "an integer (or string) image id")
@@ -194,9 +195,14 @@ def _annotation(check: _Checker, i: int, ann: Dict, table: Dict, names: Dict) ->
     return out
 
 
-def check_ground_truth(doc, path: str = "ground truth") -> tuple:
+def check_ground_truth(doc, path: str = "ground truth", *, first_image: int = 0, first_annotation: int = 0) -> tuple:
     """Validated, renumbered ground truth: ``(gt_doc, image table)`` where the table maps each
-    original image id to ``(new id, height, width)``."""
+    original image id to ``(new id, height, width)``.
+
+    A dataset checked in chunks passes the number of images and annotations of the earlier
+    chunks as ``first_image`` / ``first_annotation``: ids and positions in messages continue
+    from there, as if the whole dataset were checked at once (an image id repeated in
+    another chunk is not detected)."""
     check = _Checker(path)
     if not isinstance(doc, dict):
         raise UserError(f"{path}: expected a COCO dataset object with 'images', 'annotations', 'categories', "
@@ -205,9 +211,9 @@ def check_ground_truth(doc, path: str = "ground truth") -> tuple:
     if missing:
         raise UserError(f"{path}: COCO ground truth lacks {missing}; expected 'images', 'annotations', 'categories'")
     names = _categories(check, doc)
-    images = _images(check, doc)
+    images = _images(check, doc, first_image)
     anns = [_annotation(check, i, a, images["table"], names)
-            for i, a in enumerate(check.entries(doc, "annotations", "annotation"))]
+            for i, a in enumerate(check.entries(doc, "annotations", "annotation"), start=first_annotation)]
     gt_doc = {k: v for k, v in doc.items() if k not in ("images", "annotations")}
     gt_doc.update(images=images["images"], annotations=anns)
     return gt_doc, images["table"]
@@ -247,15 +253,16 @@ def _result(check: _Checker, i: int, r, table: Dict) -> Dict:
     return out
 
 
-def check_results(results, table: Dict, path: str = "predictions") -> List[Dict]:
-    """Validated COCO results with image ids mapped through ``table`` (`check_ground_truth`)."""
+def check_results(results, table: Dict, path: str = "predictions", *, first_result: int = 0) -> List[Dict]:
+    """Validated COCO results with image ids mapped through ``table`` (`check_ground_truth`);
+    ``first_result``: how many results came before (in earlier chunks), for the messages."""
     if isinstance(results, dict) and "annotations" in results:
         results = results["annotations"]  # a COCO-format file holding predictions
     if not isinstance(results, list):
         raise UserError(f"{path}: expected a JSON list of COCO results "
                         f"({{'image_id', 'category_id', 'bbox', 'score', 'segmentation'}}), got {type(results).__name__}")
     check = _Checker(path)
-    return [_result(check, i, r, table) for i, r in enumerate(results)]
+    return [_result(check, i, r, table) for i, r in enumerate(results, start=first_result)]
 
 
 def check_inputs(gt_doc, results, gt_path: str = "ground truth", results_path: str = "predictions") -> CocoInputs:

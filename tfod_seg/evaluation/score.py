@@ -18,10 +18,16 @@ COCO gives -1 for a metric with no ground truth in range (e.g. APs without small
 metrics.json keeps -1 there. Without masks in the ground truth or predictions, ``segm`` holds
 -1 everywhere and the report says why.
 
-`score_coco` runs in three steps: `plan_scoring` (checks, pycocotools objects),
-`execute_scoring` (COCOeval per IoU type, per-class AP, PR curves, confusion matrix) and
-`report_scoring` (the files). The metrics are a `ScoreResult` whose `to_json()` is
-``metrics.json``.
+`score_coco` runs in three steps: `plan_scoring` (the categories), `ScoreAccumulator`
+(COCOeval per IoU type, counts and confusion matrix, fed one chunk of images at a time, then
+`ScoreAccumulator.finish`: per-class AP, PR curves) and `report_scoring` (the files). The
+metrics are a `ScoreResult` whose `to_json()` is ``metrics.json``.
+
+Memory does not grow with the dataset: COCOeval runs per chunk of ``chunk_images`` images
+(`tfod_seg.evaluation.chunked`: the same numbers as one COCOeval over everything), the
+confusion matrix and the counts are added up per chunk, and `score_model` streams the records
+and the predictions (`tfod_seg.evaluation.stream`). `score_files` and `score_coco` still
+hold the two JSON documents they are given.
 """
 
 from __future__ import annotations
@@ -31,26 +37,27 @@ import dataclasses
 import io as _stdio
 import logging
 import os
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
 from tfod_seg import io
 from tfod_seg.errors import UserError
+from tfod_seg.evaluation.chunked import ChunkedCocoEval
 from tfod_seg.evaluation.coco_metrics import (IOU_TYPES, PR_IOUS, STAT_NAMES, best_f1, confusion_matrix, load_results,
-                                              per_class_ap, pr_curves, quiet, run_cocoeval, stats_by_name)
-from tfod_seg.evaluation.ground_truth import CocoBuilder, label_map_beside_records
+                                              per_class_ap, pr_curves, quiet, stats_by_name)
+from tfod_seg.evaluation.ground_truth import label_map_beside_records, scan_records
 from tfod_seg.evaluation.inputs import CocoInputs, check_ground_truth, check_inputs, check_results
 from tfod_seg.evaluation.plots import plot_confusion, plot_pr_curves
-from tfod_seg.inference.formats import coco_results
+from tfod_seg.evaluation.stream import coco_outputs, model_chunks
 from tfod_seg.inference.predict import find_label_map, load_predictor
-from tfod_seg.inference.stream import choose_batch, predict_stream, record_image_dataset
 from tfod_seg.labelmap import LabelMap, read_label_map
-from tfod_seg.records.reader import expand_patterns, iter_records
+from tfod_seg.records.reader import expand_patterns
 
 log = logging.getLogger(__name__)
 
 _NO_AP = {"AP": -1.0, "AP50": -1.0, "AP75": -1.0}
+DEFAULT_CHUNK_IMAGES = 100  # images per COCOeval chunk
 
 
 @dataclasses.dataclass
@@ -85,15 +92,14 @@ class ScoreResult:
 
 @dataclasses.dataclass
 class ScoringPlan:
-    """Checked inputs of `execute_scoring`."""
+    """What is known before the first chunk: the categories (every output lists them in this
+    order), the notes so far and the confusion matrix's score threshold."""
 
-    gt: object  # pycocotools COCO of the ground truth
-    gt_doc: Dict
-    results: List[Dict]  # prepared for pycocotools
-    cat_ids: List[int]
+    categories: List[Dict]
+    cat_ids: List[int]  # sorted
     names: Dict[int, str]
-    iou_types: List[str]  # what can be scored ("segm" needs masks on both sides)
     notes: List[str]
+    confusion_min_score: float = 0.5
 
 
 @dataclasses.dataclass
@@ -103,6 +109,9 @@ class _Scored:
     curves: Dict[tuple, Dict]  # (iou_type, iou) -> pr_curves(...)
     confusion: np.ndarray
     confusion_type: str
+    num_images: int
+    num_results: int
+    notes: List[str]
 
 
 def _gt_coco(doc):
@@ -114,49 +123,103 @@ def _gt_coco(doc):
     return gt
 
 
-def score_files(gt_json, predictions_json, out_dir, *, confusion_min_score: float = 0.5) -> ScoreResult:
+def score_files(gt_json, predictions_json, out_dir, *, confusion_min_score: float = 0.5,
+                chunk_images: int = DEFAULT_CHUNK_IMAGES) -> ScoreResult:
     """Score a COCO results JSON against a COCO ground-truth JSON (local paths or URLs); write
     the files listed in the module docstring to ``out_dir``; return the `ScoreResult`."""
     gt_path, pred_path = io.check_path(gt_json, "--gt"), io.check_path(predictions_json, "--predictions")
     gt_doc = io.read_json(gt_path, what="COCO ground-truth JSON file")
     gt_doc, table = check_ground_truth(gt_doc, gt_path)  # fail on the ground truth before reading results
     results = check_results(io.read_json(pred_path, what="COCO results JSON file"), table, pred_path)
-    return _score_checked(CocoInputs(gt_doc, results), out_dir, confusion_min_score, None)
+    return _score_checked(CocoInputs(gt_doc, results), out_dir, confusion_min_score, None, chunk_images)
 
 
-def plan_scoring(gt_doc: Dict, results: List[Dict], notes: Optional[List[str]] = None) -> ScoringPlan:
-    """Index the ground truth, note unknown categories, decide which IoU types can be scored.
-    ``gt_doc`` and ``results`` are the output of `tfod_seg.evaluation.inputs.check_inputs`."""
-    notes = list(notes or [])
-    gt = _gt_coco(gt_doc)  # checked and renumbered (`tfod_seg.evaluation.inputs`)
-    names = {c["id"]: c["name"] for c in gt_doc["categories"]}
-    unknown = sorted({int(r["category_id"]) for r in results if int(r["category_id"]) not in names})
-    if unknown:
-        count = sum(int(r["category_id"]) not in names for r in results)
-        notes.append(f"{count} prediction(s) have category ids not in the ground truth ({unknown[:10]}); "
-                     "they count for nothing")
-    gt_has_masks = bool(gt_doc["annotations"]) and all("segmentation" in a for a in gt_doc["annotations"])
-    dt_has_masks = all("segmentation" in r for r in results)
-    iou_types = ["bbox"]
-    if gt_has_masks and dt_has_masks:
-        iou_types.append("segm")
-    else:
-        why = "the ground truth has no masks" if not gt_has_masks else "the predictions have no masks"
-        notes.append(f"segm metrics not computed: {why}")
-    return ScoringPlan(gt=gt, gt_doc=gt_doc, results=results, cat_ids=sorted(gt.getCatIds()), names=names,
-                       iou_types=iou_types, notes=notes)
+def plan_scoring(categories: List[Dict], notes: Optional[List[str]] = None,
+                 confusion_min_score: float = 0.5) -> ScoringPlan:
+    """The plan of a run scoring against ``categories`` (checked COCO ``categories``)."""
+    names = {int(c["id"]): c["name"] for c in categories}
+    return ScoringPlan(categories=list(categories), cat_ids=sorted(names), names=names, notes=list(notes or []),
+                       confusion_min_score=confusion_min_score)
 
 
-def _class_counts(plan: ScoringPlan) -> Dict[str, ClassMetrics]:
-    num_gt = {c: 0 for c in plan.cat_ids}
-    for a in plan.gt_doc["annotations"]:
-        if not a.get("iscrowd"):
-            num_gt[int(a["category_id"])] = num_gt.get(int(a["category_id"]), 0) + 1
-    num_det = {c: 0 for c in plan.cat_ids}
-    for r in plan.results:
-        if int(r["category_id"]) in num_det:
-            num_det[int(r["category_id"])] += 1
-    return {plan.names[c]: ClassMetrics(id=c, num_gt=num_gt.get(c, 0), num_det=num_det.get(c, 0)) for c in plan.cat_ids}
+class ScoreAccumulator:
+    """The execute step, one chunk of images at a time (`add`), then `finish`: COCOeval per
+    IoU type (`ChunkedCocoEval`), the per-class counts, the confusion matrices (added up per
+    image) and whether masks can be scored; nothing that grows with the detections is kept.
+
+    "segm" is scored when every ground-truth annotation (at least one) and every prediction
+    has a mask; until a chunk shows otherwise, both IoU types are evaluated."""
+
+    def __init__(self, plan: ScoringPlan):
+        self.plan = plan
+        k = len(plan.cat_ids)
+        self.evals = {t: ChunkedCocoEval(t, plan.cat_ids) for t in IOU_TYPES}
+        self.confusion = {t: np.zeros((k + 1, k + 1), np.int64) for t in IOU_TYPES}
+        self.num_gt = {c: 0 for c in plan.cat_ids}
+        self.num_det = {c: 0 for c in plan.cat_ids}
+        self.unknown: Dict[int, int] = {}  # category id not in the ground truth -> predictions
+        self.gt_masks = self.dt_masks = True
+        self.any_annotation = False
+        self.num_images = self.num_results = 0
+
+    def add(self, images: List[Dict], annotations: List[Dict], results: List[Dict]) -> None:
+        """Score one chunk: checked COCO images (ids above the previous chunk's), their
+        annotations and results (`tfod_seg.evaluation.inputs`)."""
+        self._count(images, annotations, results)
+        self.gt_masks = self.gt_masks and all("segmentation" in a for a in annotations)
+        self.dt_masks = self.dt_masks and all("segmentation" in r for r in results)
+        if not (self.gt_masks and self.dt_masks):
+            self.evals.pop("segm", None)
+            self.confusion.pop("segm", None)
+        gt = _gt_coco({"images": images, "annotations": annotations, "categories": self.plan.categories})
+        for iou_type, ev in self.evals.items():  # bbox first: pycocotools adds fields to the segm results
+            use = results if iou_type == "segm" else [{k: v for k, v in r.items() if k != "segmentation"}
+                                                      for r in results]
+            ev.add(gt, load_results(gt, use))
+        for iou_type, cm in self.confusion.items():
+            cm += confusion_matrix(gt, results, self.plan.cat_ids, iou_type=iou_type,
+                                   min_score=self.plan.confusion_min_score)
+
+    def _count(self, images, annotations, results) -> None:
+        self.num_images += len(images)
+        self.num_results += len(results)
+        self.any_annotation = self.any_annotation or bool(annotations)
+        for a in annotations:
+            if not a.get("iscrowd"):
+                self.num_gt[int(a["category_id"])] = self.num_gt.get(int(a["category_id"]), 0) + 1
+        for r in results:
+            c = int(r["category_id"])
+            if c in self.num_det:
+                self.num_det[c] += 1
+            else:
+                self.unknown[c] = self.unknown.get(c, 0) + 1
+
+    def _notes(self, segm: bool) -> List[str]:
+        notes = list(self.plan.notes)
+        if self.unknown:
+            notes.append(f"{sum(self.unknown.values())} prediction(s) have category ids not in the ground truth "
+                         f"({sorted(self.unknown)[:10]}); they count for nothing")
+        if not segm:
+            why = "the ground truth has no masks" if not (self.any_annotation and self.gt_masks) \
+                else "the predictions have no masks"
+            notes.append(f"segm metrics not computed: {why}")
+        return notes
+
+    def finish(self) -> _Scored:
+        """Accumulate COCOeval over all chunks; the metrics, per-class table, PR curves and
+        confusion matrix."""
+        plan = self.plan
+        segm = self.any_annotation and "segm" in self.evals
+        evals = {t: self.evals[t].finish() for t in IOU_TYPES if t == "bbox" or segm}
+        metrics = {t: stats_by_name(evals[t]) if t in evals else {n: -1.0 for n in STAT_NAMES} for t in IOU_TYPES}
+        per_class = {plan.names[c]: ClassMetrics(id=c, num_gt=self.num_gt[c], num_det=self.num_det[c])
+                     for c in plan.cat_ids}
+        rows, curves = _curves(plan, evals, per_class)
+        cm_type = "segm" if segm else "bbox"
+        result = ScoreResult(bbox=metrics["bbox"], segm=metrics["segm"], per_class=per_class)
+        return _Scored(result=result, curves_rows=rows, curves=curves, confusion=self.confusion[cm_type],
+                       confusion_type=cm_type, num_images=self.num_images, num_results=self.num_results,
+                       notes=self._notes(segm))
 
 
 def _curves(plan: ScoringPlan, evals: Dict, per_class: Dict[str, ClassMetrics]):
@@ -179,25 +242,25 @@ def _curves(plan: ScoringPlan, evals: Dict, per_class: Dict[str, ClassMetrics]):
     return rows, curves_by
 
 
-def execute_scoring(plan: ScoringPlan, *, confusion_min_score: float = 0.5) -> _Scored:
-    """COCOeval per IoU type, the per-class table, PR curves and the confusion matrix."""
-    evals, metrics = {}, {t: {n: -1.0 for n in STAT_NAMES} for t in IOU_TYPES}
-    for iou_type in plan.iou_types:
-        use = plan.results if iou_type == "segm" else [
-            {k: v for k, v in r.items() if k != "segmentation"} for r in plan.results]
-        evals[iou_type] = run_cocoeval(plan.gt, load_results(plan.gt, use), iou_type)
-        metrics[iou_type] = stats_by_name(evals[iou_type])
-    per_class = _class_counts(plan)
-    rows, curves = _curves(plan, evals, per_class)
-    cm_type = "segm" if "segm" in evals else "bbox"
-    cm = confusion_matrix(plan.gt, plan.results, plan.cat_ids, iou_type=cm_type, min_score=confusion_min_score)
-    result = ScoreResult(bbox=metrics["bbox"], segm=metrics["segm"], per_class=per_class)
-    return _Scored(result=result, curves_rows=rows, curves=curves, confusion=cm, confusion_type=cm_type)
+def chunk_inputs(inputs: CocoInputs, chunk_images: int) -> Iterator[Tuple[List[Dict], List[Dict], List[Dict]]]:
+    """``(images, annotations, results)`` per ``chunk_images`` images of checked inputs, in
+    image-id order (annotations and results keep their order within an image)."""
+    anns: Dict[int, List[Dict]] = {}
+    results: Dict[int, List[Dict]] = {}
+    for a in inputs.gt_doc["annotations"]:
+        anns.setdefault(a["image_id"], []).append(a)
+    for r in inputs.results:
+        results.setdefault(r["image_id"], []).append(r)
+    images = sorted(inputs.gt_doc["images"], key=lambda im: im["id"])
+    for start in range(0, len(images), chunk_images):
+        part = images[start:start + chunk_images]
+        yield (part, [a for im in part for a in anns.get(im["id"], [])],
+               [r for im in part for r in results.get(im["id"], [])])
 
 
-def report_scoring(plan: ScoringPlan, scored: _Scored, out_dir: str, confusion_min_score: float) -> None:
+def report_scoring(plan: ScoringPlan, scored: _Scored, out_dir: str) -> None:
     """Write metrics.json, the CSV tables, the plots and report.md to ``out_dir``."""
-    names, cm_type = plan.names, scored.confusion_type
+    names, cm_type, confusion_min_score = plan.names, scored.confusion_type, plan.confusion_min_score
     plots = []
     for (iou_type, iou), curves in scored.curves.items():
         path = io.join(out_dir, f"pr_{iou_type}_iou{int(round(iou * 100))}.png")
@@ -222,23 +285,28 @@ def report_scoring(plan: ScoringPlan, scored: _Scored, out_dir: str, confusion_m
     io.atomic_write_text(io.join(out_dir, "confusion.csv"),
                          _csv(["true \\ predicted"] + cm_labels, [[lab] + cm[i].tolist() for i, lab in enumerate(cm_labels)]))
     io.atomic_write_text(io.join(out_dir, "report.md"),
-                         _report(result, cm, cm_labels, cm_type, confusion_min_score, plots, out_dir, plan.notes,
-                                 len(plan.gt_doc["images"]), len(plan.results)))
+                         _report(result, cm, cm_labels, cm_type, confusion_min_score, plots, out_dir, scored.notes,
+                                 scored.num_images, scored.num_results))
 
 
 def score_coco(gt_doc: Dict, results: List[Dict], out_dir, *, confusion_min_score: float = 0.5,
-               extra_notes: Optional[List[str]] = None) -> ScoreResult:
+               extra_notes: Optional[List[str]] = None, chunk_images: int = DEFAULT_CHUNK_IMAGES) -> ScoreResult:
     """Score in-memory COCO ground truth and results (see `score_files`). Both are checked and
     renumbered first (`tfod_seg.evaluation.inputs`), so ids from 0 or of any order score the
-    same as ids from 1."""
-    return _score_checked(check_inputs(gt_doc, results), out_dir, confusion_min_score, extra_notes)
+    same as ids from 1. ``chunk_images``: images per COCOeval chunk (any value gives the same
+    outputs; it bounds the memory of the evaluation)."""
+    return _score_checked(check_inputs(gt_doc, results), out_dir, confusion_min_score, extra_notes, chunk_images)
 
 
-def _score_checked(inputs: CocoInputs, out_dir, confusion_min_score: float, notes: Optional[List[str]]) -> ScoreResult:
+def _score_checked(inputs: CocoInputs, out_dir, confusion_min_score: float, notes: Optional[List[str]],
+                   chunk_images: int) -> ScoreResult:
     out_dir = io.makedirs(io.check_path(out_dir, "--out folder"), "--out folder")
-    plan = plan_scoring(inputs.gt_doc, inputs.results, notes)
-    scored = execute_scoring(plan, confusion_min_score=confusion_min_score)
-    report_scoring(plan, scored, out_dir, confusion_min_score)
+    plan = plan_scoring(inputs.gt_doc["categories"], notes, confusion_min_score)
+    acc = ScoreAccumulator(plan)
+    for chunk in chunk_inputs(inputs, chunk_images):
+        acc.add(*chunk)
+    scored = acc.finish()
+    report_scoring(plan, scored, out_dir)
     return scored.result
 
 
@@ -294,42 +362,20 @@ def _model_label_map(label_map, records, model) -> Optional[LabelMap]:
     return label_map
 
 
-def _predict_records(predictor, files, builder: CocoBuilder, batch_size: int, min_score: float, progress,
-                     workers: Optional[int], records) -> List[Dict]:
-    """Stream the records' images through ``predictor``; COCO results with image ids 1..N in
-    record order (the ids of ``builder``)."""
-    import tensorflow as tf
-
-    sizes = [(im["height"], im["width"]) for im in builder.images]
-
-    def work(index, image, outputs, j):
-        h, w = image.shape[:2]
-        if (h, w) != sizes[index]:
-            im = builder.images[index]
-            raise UserError(f"{im['record']}: image is {w}x{h} (WxH) but the record says {sizes[index][1]}x{sizes[index][0]}")
-        det = predictor.detections_from_outputs(outputs, j, h, w, min_score=min_score)
-        return coco_results(det, index + 1)  # image ids 1..N in record order, as in gt.json
-
-    batch = choose_batch(predictor, sizes, batch_size)
-    results: List[Dict] = []
-    seen = 0
-    try:
-        for _, entries in predict_stream(predictor, record_image_dataset(files, batch), work, workers=workers):
-            results.extend(entries)
-            seen += 1
-            if progress is not None:
-                progress.update(1)
-    except tf.errors.OpError as e:  # an undecodable image/encoded in a foreign record
-        where = builder.images[seen]["record"] if seen < len(builder.images) else records
-        raise UserError(f"{where}: cannot decode the record's image/encoded ({e.message.splitlines()[0]})") from None
-    if seen != len(builder.images):
-        raise UserError(f"{records}: read {len(builder.images)} examples for the ground truth but {seen} images")
-    log.info("scored %d images (batch %d)", seen, batch)
-    return results
+def _checked_chunk(chunk, categories: List[Dict], before: List[int]):
+    """One chunk of `model_chunks` through `tfod_seg.evaluation.inputs`' checks, numbered after
+    the ``before`` = [images, annotations, results] of the earlier chunks (updated)."""
+    images, anns, results = chunk
+    gt, table = check_ground_truth({"images": images, "annotations": anns, "categories": categories},
+                                   first_image=before[0], first_annotation=before[1])
+    checked = check_results(results, table, first_result=before[2])
+    before[:] = [before[0] + len(images), before[1] + len(anns), before[2] + len(results)]
+    return gt["images"], gt["annotations"], checked
 
 
 def score_model(model, records, out_dir, *, label_map=None, progress=None, min_score: float = 0.0,
-                confusion_min_score: float = 0.5, batch_size: int = 1, workers: Optional[int] = None) -> ScoreResult:
+                confusion_min_score: float = 0.5, batch_size: int = 1, workers: Optional[int] = None,
+                chunk_images: int = DEFAULT_CHUNK_IMAGES) -> ScoreResult:
     """Run a model over TFRecords and score it. Writes ``gt.json`` (COCO ground truth from
     the records, reusable with `score_files`), ``results.json`` and the files of
     `score_files` to ``out_dir``; returns the `ScoreResult`.
@@ -339,8 +385,10 @@ def score_model(model, records, out_dir, *, label_map=None, progress=None, min_s
     through the same streaming path as `tfod-seg infer` (`tfod_seg.inference.stream`): decoded
     from the records by `tf.data`, batched by ``batch_size`` when every image has the same size
     and the model takes batches, prefetched, masks pasted and RLE-encoded in ``workers``
-    threads beside the model. The ground truth is read first
-    (`tfod_seg.records.reader.iter_records`), which also gives the sizes that decide batching.
+    threads beside the model. The records are scanned first (image sizes, which decide
+    batching, and classes, without decoding masks), then read again beside the predictions
+    and scored ``chunk_images`` images at a time (`tfod_seg.evaluation.stream`), while
+    ``gt.json`` and ``results.json`` are written: memory does not grow with the dataset.
 
     ``label_map`` (a `LabelMap` or path) names the classes; by default the ``label_map.pbtxt``
     beside the records, else the records' class texts, else the one beside the model.
@@ -350,13 +398,17 @@ def score_model(model, records, out_dir, *, label_map=None, progress=None, min_s
     predictor = load_predictor(model)
     label_map = _model_label_map(label_map, records, model)
     out_dir = io.makedirs(io.check_path(out_dir, "--out folder"), "--out folder")
-    builder = CocoBuilder()
-    for rec in iter_records(files):
-        builder.add(rec)
-    if not builder.images:
+    index = scan_records(files)
+    if not index.images:
         raise UserError(f"{records}: the TFRecord files hold no examples")
-    results = _predict_records(predictor, files, builder, batch_size, min_score, progress, workers, records)
-    gt_doc = builder.to_dict(label_map)
-    io.atomic_write_json(io.join(out_dir, "gt.json"), gt_doc, indent=None)
-    io.atomic_write_json(io.join(out_dir, "results.json"), results, indent=None)
-    return score_coco(gt_doc, results, out_dir, confusion_min_score=confusion_min_score)
+    categories = index.categories(label_map)
+    plan = plan_scoring(categories, None, confusion_min_score)
+    acc, before = ScoreAccumulator(plan), [0, 0, 0]
+    with coco_outputs(out_dir, index.images, categories) as outputs:
+        for chunk in model_chunks(predictor, files, index, chunk_images=chunk_images, batch_size=batch_size,
+                                  min_score=min_score, workers=workers, progress=progress, records=records):
+            outputs.add(chunk[1], chunk[2])
+            acc.add(*_checked_chunk(chunk, categories, before))
+    scored = acc.finish()
+    report_scoring(plan, scored, out_dir)
+    return scored.result
