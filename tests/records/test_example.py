@@ -157,3 +157,31 @@ def test_polygon_patch_equals_full_image_rasterisation():
         pts = rng.uniform(-10, [W + 10, H + 10], (int(rng.integers(3, 12)), 2)).round(1).reshape(-1)
         full = mask_util.decode(mask_util.frPyObjects([pts.tolist()], H, W)[0])
         np.testing.assert_array_equal(rasterize(Polygons((tuple(pts),)), H, W), full)
+
+
+def test_a_detached_local_image_is_read_back_to_the_same_example(tmp_path):
+    """The local writer's workers leave an unchanged local image file out of their result
+    (`detach_image`); the writer reads it back (`attach_image`) to the very same Example bytes.
+    Re-encoded and embedded images keep their bytes; a file changed meanwhile is refused."""
+    import dataclasses
+    import pickle
+
+    from tfod_seg.errors import AnnotationError
+    from tfod_seg.records.example import attach_image, detach_image
+
+    path = tmp_path / "a.jpg"
+    path.write_bytes(_sample().image_bytes)
+    sample = dataclasses.replace(_sample(), image_bytes=None, image_path=str(path))
+    full = build_example(sample, [1, 2, 2], ["cat", "dog", "dog"])
+    detached = pickle.loads(pickle.dumps(detach_image(full, sample)))  # what a worker sends back
+    assert detached.image_file == str(path) and "image/encoded" not in detached.features
+    assert full.nbytes - detached.nbytes == len(path.read_bytes())  # what a buffer holds
+    assert attach_image(detached)["image/encoded"] == ("bytes", [path.read_bytes()])
+    assert detached.data == full.data
+    embedded = build_example(_sample(), [1, 2, 2], ["cat", "dog", "dog"])
+    assert detach_image(embedded, _sample()) is embedded
+    rotated = dataclasses.replace(full, reencoded="EXIF orientation 6 applied")
+    assert detach_image(rotated, sample) is rotated
+    path.write_bytes(encode(photo(W, H, seed=1), "JPEG"))
+    with pytest.raises(AnnotationError, match="a.jpg: image file changed while it was being converted"):
+        attach_image(detached)

@@ -36,7 +36,8 @@ from tfod_seg.data.stream import SampleStream, skip_record
 from tfod_seg.data.types import Sample
 from tfod_seg.errors import StrictModeError, UserError
 from tfod_seg.labelmap import LabelItem, LabelMap, read_label_map
-from tfod_seg.records.example import MASK_TYPES, EncodedExample, build_example, serialize_example
+from tfod_seg.records.example import (MASK_TYPES, EncodedExample, attach_image, build_example, detach_image,
+                                      serialize_example)
 from tfod_seg.records.metadata import LABEL_MAP_NAME, REPORT_NAME
 from tfod_seg.records.writer import BackgroundImport, ShardedRecordWriter, default_workers, parallel_map
 
@@ -44,10 +45,13 @@ log = logging.getLogger(__name__)
 
 IMAGES_PER_SHARD = 1000
 # Encoded examples kept in memory while TensorFlow (needed to build and write the Examples)
-# is still being imported in the background; then the workers wait. 64 MB is ~600 photo-sized
-# images, about as many as 2 workers encode during the import on a busy machine, and bounds
-# what a large conversion holds beyond a small one (tools/bench_memory.py).
-MAX_BUFFER_BYTES = 64 << 20
+# is still being imported in the background; beyond that the workers wait. Pass-through image
+# files are not held (they are read again when written, see `detach_image`), so an entry is its
+# PNG masks (~1 kB each for 640x480) plus about BUFFER_ITEM_BYTES of Python objects: 32 MB holds
+# ~3000 photo-sized images, more than 2 workers encode during the import, and bounds what a large
+# conversion holds beyond a small one (tools/bench_memory.py).
+MAX_BUFFER_BYTES = 32 << 20
+BUFFER_ITEM_BYTES = 4096
 
 
 def is_val(key: str, seed: int, val_fraction: float) -> bool:
@@ -98,6 +102,12 @@ def encode_task(args) -> EncodedExample:  # runs in worker processes (no TensorF
 
 
 _encode_task = encode_task  # the name the worker pool calls (tests replace it)
+
+
+def _encode_local(args) -> EncodedExample:  # runs in the local writer's worker processes
+    """`_encode_task`, with an unchanged local image file left out of the result (`detach_image`):
+    the parent reads it again when writing instead of receiving it through the pipe."""
+    return detach_image(_encode_task(args), args[0])
 
 
 def strict_error(rec: dict) -> StrictModeError:
@@ -297,14 +307,14 @@ class _Buffer:
 
     def add(self, split: str, result: EncodedExample) -> None:
         self.items.append((split, result))
-        self.nbytes += result.nbytes
+        self.nbytes += result.nbytes + BUFFER_ITEM_BYTES
         if self.tf_import.done() or self.nbytes > MAX_BUFFER_BYTES:
             self.flush()
 
     def flush(self) -> None:
         self.tf_import.wait()
         for split, result in self.items:
-            self.writers[split].write(serialize_example(result.features), instances=len(result.classes))
+            self.writers[split].write(serialize_example(attach_image(result)), instances=len(result.classes))
         self.items.clear()
         self.nbytes = 0
 
@@ -338,7 +348,7 @@ class LocalWriter:
             for w in writers.values():
                 stack.enter_context(w)  # on error: temporary shards removed, nothing renamed
             stack.callback(tf_import.join)  # never leave an import half done in a thread at exit
-            results = parallel_map(_encode_task, tasks(), workers=workers, on_start=tf_import.start)
+            results = parallel_map(_encode_local, tasks(), workers=workers, on_start=tf_import.start)
             stack.callback(results.close)  # stops the worker pool now, not at garbage collection
             buffer = _Buffer(writers, tf_import)
             for k, result in enumerate(results):

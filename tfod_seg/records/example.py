@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
+from tfod_seg import io
 from tfod_seg.data.images import EncodedImage, check_size, encode_for_record, read_bytes
 from tfod_seg.data.masks import MaskError, encode_mask_png_patch, rasterize_patch
 from tfod_seg.data.stream import skip_record
@@ -85,17 +87,22 @@ def serialize_example(features: Dict[str, Tuple[str, list]]) -> bytes:
 class EncodedExample:
     """Result of encoding one sample: the Example's features as plain values (``None`` if the
     image was skipped; picklable, no TensorFlow needed to build them), the label ids written
-    (one per kept instance), and skip records for what was left out."""
+    (one per kept instance), and skip records for what was left out.
+
+    ``image_file`` is set by `detach_image`: ``image/encoded`` is then left out of
+    ``features`` and is the unchanged content of that local file (`attach_image` reads it back).
+    """
 
     features: Optional[Dict[str, Tuple[str, list]]]
     classes: List[int]
     skipped: List[dict]
     reencoded: Optional[str] = None
+    image_file: Optional[str] = None
 
     @property
     def data(self) -> Optional[bytes]:
         """The serialized ``tf.train.Example`` (imports TensorFlow), or ``None``."""
-        return None if self.features is None else serialize_example(self.features)
+        return None if self.features is None else serialize_example(attach_image(self))
 
     @property
     def nbytes(self) -> int:
@@ -103,6 +110,37 @@ class EncodedExample:
         if self.features is None:
             return 0
         return sum(len(v) for kind, vals in self.features.values() if kind == "bytes" for v in vals)
+
+
+def detach_image(result: EncodedExample, sample: Sample) -> EncodedExample:
+    """``result`` without the image bytes when they are the unchanged bytes of a local file.
+
+    A worker process encoding for a writer on the same machine returns this instead of the
+    bytes: the writer reads the file again (`attach_image`, from the page cache) instead of
+    receiving a copy through a pipe and holding it while it waits. Re-encoded images, images
+    embedded in the annotation and files behind a URL (a second download) keep their bytes.
+    """
+    path = sample.image_path
+    if (result.features is None or result.reencoded is not None or result.image_file is not None
+            or sample.image_bytes is not None or not path or io.is_url(path)):
+        return result
+    features = dict(result.features)
+    del features["image/encoded"]
+    return dataclasses.replace(result, features=features, image_file=os.fspath(path))
+
+
+def attach_image(result: EncodedExample) -> Dict[str, Tuple[str, list]]:
+    """The features of ``result`` with ``image/encoded`` read back from ``result.image_file``
+    (see `detach_image`); raises `AnnotationError` when the file no longer holds the bytes that
+    were checked and hashed into ``image/key/sha256``."""
+    if result.image_file is None:
+        return result.features
+    data = read_bytes(result.image_file)
+    expected = result.features["image/key/sha256"][1][0]
+    if hashlib.sha256(data).hexdigest().encode() != expected:
+        raise AnnotationError(result.image_file, "image file changed while it was being converted "
+                                                 "(its bytes differ from the ones checked); run the conversion again")
+    return dict(result.features, **{"image/encoded": bytes_feature([data])})
 
 
 def load_image(sample: Sample) -> EncodedImage:
