@@ -83,6 +83,17 @@ def commands(n: int, work: str, export: str, workers: int, formats: str) -> dict
     }
 
 
+def score_records(n: int, work: str, export: str, args) -> None:
+    """`score` reads the records of `convert`: without `convert` in --commands, make them
+    first (not measured), unless the --workdir already holds them."""
+    wanted = args.commands.split(",")
+    if "score" not in wanted or "convert" in wanted or os.path.isdir(os.path.join(work, f"records_{n}")):
+        return
+    cmd = commands(n, work, export, args.workers, args.format)["convert"]
+    if peak_rss.run(cmd, os.path.join(work, f"convert_{n}.log")).returncode:
+        sys.exit(f"convert (for score) failed, see {work}/convert_{n}.log: {' '.join(cmd)}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--small", type=int, default=500)
@@ -108,6 +119,7 @@ def main(argv=None) -> int:
         if "convert_labelme" in args.commands.split(","):
             labelme_folder(os.path.join(data, f"instances_{n}.json"), os.path.join(data, "images"),
                            os.path.join(work, f"labelme_{n}"))
+        score_records(n, work, export, args)
         for name, cmd in commands(n, work, export, args.workers, args.format).items():
             if name not in args.commands.split(","):
                 continue
