@@ -43,6 +43,11 @@ from tfod_seg.errors import ConfigError, EngineError
 
 logger = logging.getLogger(__name__)
 
+#: Save checkpoints in a background thread, as ``python -m official.vision.train`` does by default
+#: (its ``--enable_async_checkpointing``): the next loop trains while the previous checkpoint is
+#: written. Orbit waits for the write when ``controller.train`` returns.
+ASYNC_CHECKPOINTS = True
+
 
 class _NonFiniteLoss(Exception):
     pass
@@ -247,7 +252,7 @@ def _build(plan: _Plan, on_progress, mode: str = "train") -> Tuple[Any, _Progres
     with contextlib.redirect_stdout(quiet):
         runner = train_lib.OrbitExperimentRunner(
             distribution_strategy=plan.strategy_obj, task=task, mode=mode, params=plan.params,
-            model_dir=plan.model_dir, train_actions=actions)
+            model_dir=plan.model_dir, train_actions=actions, enable_async_checkpointing=ASYNC_CHECKPOINTS)
     progress.start(runner.trainer.global_step)
     if nan_check is not None:
         nan_check.previous_step = progress.last_step
@@ -283,6 +288,14 @@ def _loop_settings(plan: _Plan, clock, started_at: float, *, num_train_steps, ti
     return settings
 
 
+def _wait_for_checkpoint(runner) -> None:
+    """Let an asynchronous checkpoint write still running finish (an exception from a train
+    action leaves ``controller.train`` before Orbit's own wait)."""
+    manager = runner.checkpoint_manager
+    if manager is not None:
+        manager.sync()
+
+
 def _execute(plan: _Plan, runner, progress: _ProgressAction, settings: loop.LoopSettings) -> loop.LoopResult:
     """Train (one Model Garden call, or `loop.run_loop` with a budget or evaluations); a NaN/inf
     loss or Model Garden's recovery giving up → `EngineError`."""
@@ -295,6 +308,7 @@ def _execute(plan: _Plan, runner, progress: _ProgressAction, settings: loop.Loop
         return loop.LoopResult(int(runner.trainer.global_step.numpy()), plan.total, "total steps reached")
     except _NonFiniteLoss as e:
         first, last, loss = e.args[0]
+        _wait_for_checkpoint(runner)
         good, good_step = runtime.latest_checkpoint(plan.model_dir)
         kept = f"last good checkpoint {good} (step {good_step}) kept" if good else "no checkpoint had been saved yet"
         raise EngineError(
@@ -304,6 +318,7 @@ def _execute(plan: _Plan, runner, progress: _ProgressAction, settings: loop.Loop
         ) from None
     except RuntimeError as e:
         if "loss value" in str(e):  # Model Garden's RecoveryCondition gave up
+            _wait_for_checkpoint(runner)
             good, good_step = runtime.latest_checkpoint(plan.model_dir)
             raise EngineError(f"training stopped by Model Garden's loss check: {e}; last checkpoint {good} "
                               f"(step {good_step})") from None
