@@ -22,19 +22,31 @@ may also be strings), ``bbox`` and polygon coordinates finite numbers, ``iscrowd
 RLE ``counts`` a string or a list of non-negative integers. A ``file_name`` that is absolute
 or climbs out of the image folder (``../``) is refused (a counted skip) unless
 ``allow_outside_root``.
+
+Memory does not grow with the dataset: the file is read in a stream (`_TopLevel`: the standard
+library's JSON decoder on one ``images``/``annotations`` element at a time) into a temporary
+on-disk SQLite index (`_Index`: images in file order, annotations by image id), and each image
+is built from its own rows when the stream reaches it. A COCO train2017 file (450 MB) or an
+LVIS file (1 GB) costs the decoder's buffer and SQLite's page cache, not the parsed document.
+A file the stream cannot read (malformed, not UTF-8, not an object at the top) is parsed whole
+once, to report its error exactly as before.
 """
 
 from __future__ import annotations
 
+import codecs
+import json
 import math
 import os
-from typing import Dict, List, Optional, Tuple
+import re
+import sqlite3
+from typing import Dict, Iterator, List, Optional, Tuple
 
 from tfod_seg import io
 from tfod_seg.annotations.base import FormatReader, ReaderOptions, read_json_file
 from tfod_seg.data.stream import SampleStream
 from tfod_seg.data.types import RLE, Instance, Polygons, Sample
-from tfod_seg.errors import AnnotationError
+from tfod_seg.errors import AnnotationError, UserError
 
 
 def _is_int(value) -> bool:
@@ -44,12 +56,6 @@ def _is_int(value) -> bool:
 def _int_id(value, where: str, path: str) -> int:
     if not _is_int(value):
         raise AnnotationError(path, f"{where}: id must be an integer, got {value!r}"[:300])
-    return value
-
-
-def _image_id(value, where: str, path: str):
-    if not (_is_int(value) or isinstance(value, str)):
-        raise AnnotationError(path, f"{where}: image id must be an integer or a string, got {value!r}"[:300])
     return value
 
 
@@ -79,35 +85,32 @@ def read_coco(json_path, image_dir=None, *, drop_empty: bool = False, allow_outs
     image_dir = io.abspath(image_dir) if image_dir is not None else io.dirname(io.abspath(json_path))
     if not io.isdir(image_dir):
         raise AnnotationError(image_dir, "image directory not found (pass --image-dir)")
-    doc = read_json_file(json_path, "COCO annotation file")
-    if not isinstance(doc, dict):
-        raise AnnotationError(json_path, "expected a JSON object with 'images', 'annotations', 'categories'")
-    for key in ("images", "categories"):
-        if not isinstance(doc.get(key), list):
-            raise AnnotationError(json_path, f"missing or invalid '{key}' list (not a COCO instances file?)")
-    annotations = doc.get("annotations", [])
-    if not isinstance(annotations, list):
-        raise AnnotationError(json_path, "'annotations' must be a list")
-    cats = _categories(doc["categories"], json_path)
-    images, order = _images(doc["images"], json_path)
+    index = _load_index(json_path)
+    try:
+        cats = _check(index, json_path)
+    except BaseException:
+        index.close()
+        raise
     name = io.basename(json_path)
-    stream = SampleStream(total=len(order), label_names=[cats[c] for c in sorted(cats)], source=json_path)
+    stream = SampleStream(total=index.num_images, label_names=[cats[c] for c in sorted(cats)], source=json_path)
     if 0 in cats:
         stream.note(name, "category_id_0", f"category id 0 ('{cats[0]}') remapped to contiguous id "
                     f"{sorted(cats).index(0) + 1}; TFOD2 reserves 0 for the background")
-    by_image = _annotations_by_image(stream, name, annotations, images)
+    _annotation_skips(stream, name, index)
     ctx = _Context(stream, name, image_dir, cats, allow_outside_root)
 
     def gen(s: SampleStream):
-        for iid in order:
-            sample = _image_sample(ctx, images[iid], by_image.get(iid, []))
-            if sample is None:
-                continue
-            if drop_empty and not sample.instances:
-                s.skip(name, "no_instances", f"image id {iid!r} ('{sample.filename}') has no annotations "
-                       "(dropped by --drop-empty)")
-                continue
-            yield sample
+        with index:  # the temporary index is deleted when the stream ends or is dropped
+            for img, anns in index.images():
+                iid = img["id"]
+                sample = _image_sample(ctx, img, anns)
+                if sample is None:
+                    continue
+                if drop_empty and not sample.instances:
+                    s.skip(name, "no_instances", f"image id {iid!r} ('{sample.filename}') has no annotations "
+                           "(dropped by --drop-empty)")
+                    continue
+                yield sample
 
     return stream.attach(gen)
 
@@ -118,6 +121,19 @@ def _open(input_path: str, options: ReaderOptions) -> SampleStream:
 
 
 READER = FormatReader("coco", "COCO instances JSON file (images under --image-dir, default: its folder)", _open)
+
+
+def _check(index: "_Index", json_path: str) -> Dict[int, str]:
+    """Dataset-level errors, in the order the reader has always reported them; the categories."""
+    for key in ("images", "categories"):
+        if index.kinds.get(key) is not list:
+            raise AnnotationError(json_path, f"missing or invalid '{key}' list (not a COCO instances file?)")
+    if index.kinds.get("annotations", list) is not list:
+        raise AnnotationError(json_path, "'annotations' must be a list")
+    cats = _categories(index.categories, json_path)
+    if index.image_error is not None:
+        raise AnnotationError(json_path, index.image_error)
+    return cats
 
 
 def _categories(categories: list, json_path: str) -> Dict[int, str]:
@@ -141,24 +157,237 @@ def _categories(categories: list, json_path: str) -> Dict[int, str]:
     return cats
 
 
-def _images(entries: list, json_path: str) -> Tuple[Dict[object, dict], List[object]]:
-    images: Dict[object, dict] = {}
-    order: List[object] = []
-    for i, img in enumerate(entries):
+# ---------------------------------------------------------------------------------------
+# Streaming the file into an on-disk index
+# ---------------------------------------------------------------------------------------
+CHUNK_BYTES = 1 << 20
+# An element is decoded only with this many characters (or the end of the file) after it in the
+# buffer, so a number is never cut at a chunk boundary.
+LOOKAHEAD_CHARS = 1 << 16
+STREAMED_ARRAYS = ("images", "annotations")
+_WS = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
+
+
+class _NotStreamable(ValueError):
+    """The stream met something it does not read (the whole-file parse then reports it)."""
+
+
+class _TopLevel:
+    """A JSON file whose top level is an object, read in chunks: `members()` yields
+    ``(key, value, None)`` for each member, except that the elements of an array under a key
+    in ``STREAMED_ARRAYS`` come one at a time as ``(key, element, element_text)`` after a
+    ``(key, list, None)`` marker. Each value is decoded by the standard library's decoder."""
+
+    def __init__(self, f):
+        self.f = f
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
+        self.buf, self.pos, self.eof, self.first = "", 0, False, True
+
+    def _fill(self) -> None:
+        data = self.f.read(max(CHUNK_BYTES, len(self.buf) - self.pos, 3))  # doubles for a long element
+        self.eof = not data
+        if self.first and data.startswith(codecs.BOM_UTF8):
+            data = data[len(codecs.BOM_UTF8):]
+        self.first = False
+        self.buf = self.buf[self.pos:] + self.decoder.decode(data, final=self.eof)
+        self.pos = 0
+
+    def _peek(self) -> str:
+        while True:
+            self.pos = _WS.match(self.buf, self.pos).end()
+            if self.pos < len(self.buf) or self.eof:
+                return self.buf[self.pos:self.pos + 1]
+            self._fill()
+
+    def _expect(self, chars: str) -> str:
+        c = self._peek()
+        if not c or c not in chars:
+            raise _NotStreamable(f"expected one of {chars!r} at character {self.pos}")
+        self.pos += 1
+        return c
+
+    def _value(self):
+        self._peek()  # past whitespace
+        while True:
+            if len(self.buf) - self.pos < LOOKAHEAD_CHARS and not self.eof:
+                self._fill()
+            try:
+                value, end = _DECODER.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError:
+                if self.eof:
+                    raise
+                self._fill()  # an element longer than the buffer: read on
+                continue
+            if end == len(self.buf) and not self.eof:
+                self._fill()
+                continue
+            text, self.pos = self.buf[self.pos:end], end
+            return value, text
+
+    def members(self) -> Iterator[tuple]:
+        self._expect("{")
+        if self._peek() == "}":
+            self.pos += 1
+        else:
+            while True:
+                key, _ = self._value()
+                if not isinstance(key, str):
+                    raise _NotStreamable("object key is not a string")
+                self._expect(":")
+                if key in STREAMED_ARRAYS and self._peek() == "[":
+                    yield from self._array(key)
+                else:
+                    yield key, self._value()[0], None
+                if self._expect(",}") == "}":
+                    break
+        if self._peek():
+            raise _NotStreamable("extra data after the top-level object")
+
+    def _array(self, key: str) -> Iterator[tuple]:
+        self.pos += 1
+        yield key, list, None
+        if self._peek() == "]":
+            self.pos += 1
+            return
+        while True:
+            value, text = self._value()
+            yield key, value, text
+            if self._expect(",]") == "]":
+                return
+
+
+def _id_key(value) -> Optional[str]:
+    """An image id as an index key (ints and strings stay distinct, as in a dict), or None."""
+    if _is_int(value):
+        return f"i{value}"
+    return f"s{value}" if isinstance(value, str) else None
+
+
+class _Index:
+    """The top-level members of a COCO file: categories and the kinds of values in memory;
+    images (in file order) and annotations (by image id) in a private temporary SQLite
+    database, which SQLite keeps on disk beyond its page cache and deletes on `close()`.
+
+    ``image_error`` is the first problem with ``images`` (missing or bad id, duplicate id), in
+    the words `read_coco` has always used; it is raised after the categories are checked.
+    """
+
+    def __init__(self):
+        self.db = sqlite3.connect("", check_same_thread=False)
+        self.db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
+                              "CREATE TABLE img (ord INTEGER PRIMARY KEY, key TEXT UNIQUE, body TEXT);"
+                              "CREATE TABLE ann (seq INTEGER PRIMARY KEY, key TEXT, body TEXT);")
+        self.kinds: Dict[str, type] = {}
+        self.categories: list = []
+        self.image_error: Optional[str] = None
+        self.num_images = self.num_annotations = 0
+        self._rows: List[tuple] = []
+
+    def __enter__(self) -> "_Index":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def add(self, key: str, value, text: Optional[str]) -> None:
+        """One ``(key, value, text)`` from `_TopLevel.members` (a later duplicate key replaces
+        an earlier one, as in ``json.loads``)."""
+        if text is None:
+            self.kinds[key] = list if value is list else type(value)
+            if value is list or key in STREAMED_ARRAYS:
+                self._restart(key, value if value is not list else [])
+            elif key == "categories":
+                self.categories = value if isinstance(value, list) else []
+        elif key == "images":
+            self._add_image(value, text)
+        else:
+            self._rows.append((self.num_annotations, _id_key(value.get("image_id")) if isinstance(value, dict)
+                               else None, text))
+            self.num_annotations += 1
+            if len(self._rows) >= 1000:
+                self._flush()
+
+    def _restart(self, key: str, values: list) -> None:
+        self._flush()
+        table = "img" if key == "images" else "ann"
+        self.db.execute(f"DELETE FROM {table}")
+        if key == "images":
+            self.num_images, self.image_error = 0, None
+        else:
+            self.num_annotations = 0
+        for v in values if isinstance(values, list) else []:  # a document parsed whole
+            self.add(key, v, json.dumps(v))
+
+    def _add_image(self, img, text: str) -> None:
+        i = self.num_images
+        self.num_images += 1
+        if self.image_error is not None:
+            return
         if not isinstance(img, dict) or "id" not in img:
-            raise AnnotationError(json_path, f"images[{i}]: needs an 'id', got {img!r}"[:400])
-        iid = _image_id(img["id"], f"images[{i}]", json_path)
-        if iid in images:
-            raise AnnotationError(json_path, f"images[{i}]: duplicate image id {iid!r} "
-                                             f"('{images[iid].get('file_name')}' and '{img.get('file_name')}')")
-        images[iid] = img
-        order.append(iid)
-    return images, order
+            self.image_error = f"images[{i}]: needs an 'id', got {img!r}"[:400]
+            return
+        iid = img["id"]
+        if not (_is_int(iid) or isinstance(iid, str)):
+            self.image_error = f"images[{i}]: image id must be an integer or a string, got {iid!r}"[:300]
+            return
+        try:
+            self.db.execute("INSERT INTO img VALUES (?, ?, ?)", (i, _id_key(iid), text))
+        except sqlite3.IntegrityError:
+            (first,) = self.db.execute("SELECT body FROM img WHERE key = ?", (_id_key(iid),)).fetchone()
+            self.image_error = (f"images[{i}]: duplicate image id {iid!r} "
+                                f"('{json.loads(first).get('file_name')}' and '{img.get('file_name')}')")
+
+    def _flush(self) -> None:
+        if self._rows:
+            self.db.executemany("INSERT INTO ann VALUES (?, ?, ?)", self._rows)
+            self._rows.clear()
+
+    def finish(self) -> None:
+        self._flush()
+        self.db.execute("CREATE INDEX ann_by_image ON ann (key, seq)")
+
+    def orphans(self) -> Iterator[Tuple[int, object]]:
+        """``(index, annotation)`` of each annotation without a usable image id or whose image
+        is not in ``images``, in file order."""
+        rows = self.db.execute("SELECT seq, body FROM ann WHERE key IS NULL OR key NOT IN (SELECT key FROM img) "
+                               "ORDER BY seq")
+        for seq, body in rows:
+            yield seq, json.loads(body)
+
+    def images(self) -> Iterator[Tuple[dict, List[dict]]]:
+        """Each image entry in file order, with its annotations in file order."""
+        for key, body in self.db.execute("SELECT key, body FROM img ORDER BY ord"):
+            anns = self.db.execute("SELECT body FROM ann WHERE key = ? ORDER BY seq", (key,))
+            yield json.loads(body), [json.loads(b) for (b,) in anns]
 
 
-def _annotations_by_image(stream, name, annotations, images) -> Dict[object, List[dict]]:
-    by_image: Dict[object, List[dict]] = {}
-    for i, ann in enumerate(annotations):
+def _load_index(json_path: str) -> _Index:
+    """Stream ``json_path`` into an `_Index`. A file the stream cannot read is parsed whole
+    with `read_json_file`, which raises the error the reader has always reported (malformed
+    JSON with its line and column, not UTF-8, unreadable, nested too deeply)."""
+    index = _Index()
+    try:
+        with io.open_file(json_path, "rb") as f:
+            for key, value, text in _TopLevel(f).members():
+                index.add(key, value, text)
+    except (ValueError, OSError, RecursionError, UnicodeDecodeError, UserError):
+        index.close()
+        doc = read_json_file(json_path, "COCO annotation file")
+        if not isinstance(doc, dict):
+            raise AnnotationError(json_path, "expected a JSON object with 'images', 'annotations', 'categories'")
+        index = _Index()
+        for key, value in doc.items():
+            index.add(key, value, None)
+    index.finish()
+    return index
+
+
+def _annotation_skips(stream, name, index: _Index) -> None:
+    for i, ann in index.orphans():
         if not isinstance(ann, dict):
             stream.skip(name, "bad_annotation", f"annotations[{i}]: not an object", "instance")
             continue
@@ -167,12 +396,8 @@ def _annotations_by_image(stream, name, annotations, images) -> Dict[object, Lis
             stream.skip(name, "bad_annotation", f"annotations[{i}]: image_id must be an integer, got {iid!r}"[:300],
                         "instance")
             continue
-        if iid not in images:
-            stream.skip(name, "missing_image_id", f"annotation id {ann.get('id', i)!r} points to image id {iid!r}, "
-                        "which is not in 'images'"[:300], "instance")
-            continue
-        by_image.setdefault(iid, []).append(ann)
-    return by_image
+        stream.skip(name, "missing_image_id", f"annotation id {ann.get('id', i)!r} points to image id {iid!r}, "
+                    "which is not in 'images'"[:300], "instance")
 
 
 class _Context:
