@@ -40,6 +40,11 @@ def test_time_budget_fits_total_and_schedule_and_resume_keeps_it(tiny_trained_mo
     assert (r.final_step, r.total_steps, r.measured_steps_per_sec) == (94, 94, 2.0)
     assert r.stop_reason == "time budget: schedule fitted to 94 steps"
     assert os.path.basename(r.checkpoint) == "ckpt-94"
+    # the loop keeps the config's checkpoint cadence (every 20 steps) besides the last checkpoint
+    import tensorflow as tf
+
+    kept = [int(p.rsplit("-", 1)[1]) for p in tf.train.get_checkpoint_state(model_dir).all_model_checkpoint_paths]
+    assert kept[-1] == 94 and any(40 < s < 94 for s in kept), kept
     with open(os.path.join(model_dir, "schedule.json")) as f:
         saved = json.load(f)
     assert saved["total_steps"] == 94 and saved["time_budget_seconds"] == 30.0

@@ -16,7 +16,13 @@ time budget or ``eval_every``, `run_loop` drives the Orbit controller one loop
   and ``best.json`` records its step and metrics. After ``patience`` evaluations without an
   improvement of at least ``min_delta`` training stops (early stopping).
 
-The last checkpoint is always saved before returning.
+Checkpoints: Orbit's controller would wait for the checkpoint write at the end of every
+``controller.train`` call (one call per loop here), so within `run_loop` the controller sees the
+run's checkpoint manager without an interval (`_LoopCheckpoints`, it then never saves) and the
+loop saves after each call instead, at the same cadence (``trainer.checkpoint_interval``) and
+asynchronously: the write overlaps the next loop, as in a plain run. A NaN/inf loss raises in a
+train action inside the call, before the loop can save. The last checkpoint is always saved
+(and waited for) before returning.
 """
 
 from __future__ import annotations
@@ -112,6 +118,51 @@ def read_schedule(model_dir: str) -> Optional[dict]:
     return io.read_json(path) if io.isfile(path) else None
 
 
+class _LoopCheckpoints:
+    """The run's ``tf.train.CheckpointManager`` as Orbit's controller sees it inside `run_loop`:
+    no ``checkpoint_interval``, so ``controller.train`` neither saves nor has a write to wait for;
+    everything else (restore, directory, sync) is the real manager's."""
+
+    checkpoint_interval = None
+
+    def __init__(self, manager):
+        self.manager = manager
+
+    def __getattr__(self, name):
+        return getattr(self.manager, name)
+
+
+class _Checkpoints:
+    """Saves of `run_loop`: after each ``controller.train`` call, when the manager's interval
+    says so (Orbit's own rule), written in the background."""
+
+    def __init__(self, controller):
+        import tensorflow as tf
+
+        self.controller = controller
+        self.manager = controller.checkpoint_manager
+        self.options = tf.train.CheckpointOptions(enable_async=runtime.ASYNC_CHECKPOINTS)
+        self.saved_step: Optional[int] = None
+        if self.manager is not None and self.manager.checkpoint_interval:
+            controller.checkpoint_manager = _LoopCheckpoints(self.manager)
+        else:
+            self.manager = None  # no checkpoints configured: nothing to take over
+
+    def save(self, step: int, force: bool = False) -> None:
+        if self.manager is None or (force and self.saved_step == step):
+            return
+        path = self.manager.save(checkpoint_number=step, check_interval=not force, options=self.options)
+        if path is not None:
+            self.saved_step = step
+            logger.info("saved checkpoint to %s", path)
+
+    def close(self) -> None:
+        """Wait for the last write; give the controller its manager back."""
+        if self.manager is not None:
+            self.manager.sync()
+            self.controller.checkpoint_manager = self.manager
+
+
 class _Evaluations:
     """Evaluation during training, the best checkpoint's record and the early-stopping count."""
 
@@ -184,6 +235,7 @@ class _Loop:
         if settings.time_budget or settings.fixed_total:
             self.scaled = schedule.install(runner.trainer.optimizer, settings.base_steps, guess)
         self.meter = _RateMeter()
+        self.checkpoints = _Checkpoints(runner.controller)
         self.evals = (_Evaluations(runner, plan.model_dir, settings, self.step, self.chief)
                       if settings.eval_every else None)
 
@@ -193,6 +245,7 @@ class _Loop:
             self.runner.controller.train(steps=target, checkpoint_at_completion=False)
         self.meter.add(target - self.step, self.settings.clock() - t0)
         self.step = target
+        self.checkpoints.save(target)
 
     def _refit(self) -> None:
         """Budget: the total that ends in time at the measured rate; the schedule follows it."""
@@ -249,9 +302,11 @@ def run_loop(plan, runner, settings: LoopSettings, quiet, progress=None) -> Loop
     loop = _Loop(plan, runner, settings, quiet, progress)
     if loop.deadline and loop.chief and not settings.fixed_total and loop.total != UNBOUNDED:
         _save_schedule(plan.model_dir, settings, loop.total, None, loop.step)
-    reason = loop.run()
-    with plan.strategy_obj.scope(), contextlib.redirect_stdout(quiet):
-        runner.controller.train(steps=loop.step, checkpoint_at_completion=True)  # the last checkpoint
+    try:
+        reason = loop.run()
+        loop.checkpoints.save(loop.step, force=True)  # the last checkpoint
+    finally:
+        loop.checkpoints.close()
     evals = loop.evals
     return LoopResult(final_step=loop.step, total_steps=loop.total if loop.total != UNBOUNDED else loop.step,
                       stop_reason=reason,

@@ -21,6 +21,10 @@ from tfod_seg.errors import ConfigError, EngineError
 logger = logging.getLogger(__name__)
 
 STRATEGIES = ("auto", "cpu", "gpu", "mirrored", "multi_worker", "tpu")
+#: Save training checkpoints in a background thread, as ``python -m official.vision.train`` does by
+#: default (its ``--enable_async_checkpointing``): the next loop trains while the last checkpoint is
+#: written; Orbit waits for the write when ``controller.train`` returns.
+ASYNC_CHECKPOINTS = True
 
 
 def load_params(config_path, overrides: Optional[Mapping[str, Any]] = None) -> Tuple[str, Any]:

@@ -43,11 +43,6 @@ from tfod_seg.errors import ConfigError, EngineError
 
 logger = logging.getLogger(__name__)
 
-#: Save checkpoints in a background thread, as ``python -m official.vision.train`` does by default
-#: (its ``--enable_async_checkpointing``): the next loop trains while the previous checkpoint is
-#: written. Orbit waits for the write when ``controller.train`` returns.
-ASYNC_CHECKPOINTS = True
-
 
 class _NonFiniteLoss(Exception):
     pass
@@ -252,7 +247,7 @@ def _build(plan: _Plan, on_progress, mode: str = "train") -> Tuple[Any, _Progres
     with contextlib.redirect_stdout(quiet):
         runner = train_lib.OrbitExperimentRunner(
             distribution_strategy=plan.strategy_obj, task=task, mode=mode, params=plan.params,
-            model_dir=plan.model_dir, train_actions=actions, enable_async_checkpointing=ASYNC_CHECKPOINTS)
+            model_dir=plan.model_dir, train_actions=actions, enable_async_checkpointing=runtime.ASYNC_CHECKPOINTS)
     progress.start(runner.trainer.global_step)
     if nan_check is not None:
         nan_check.previous_step = progress.last_step
