@@ -115,14 +115,23 @@ def subset(ann_path: str, num_images: int, out_path: str) -> str:
     return out_path
 
 
+def _children_cpu() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def timed(cmd, log):
-    t = time.perf_counter()
+    """``(wall seconds, CPU seconds)`` of ``cmd``; CPU is user + system time of the command and
+    its worker processes."""
+    t, cpu = time.perf_counter(), _children_cpu()
     with open(log, "w") as f:
         proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT)
     dt = time.perf_counter() - t
     if proc.returncode:
         sys.exit(f"command failed ({proc.returncode}), see {log}: {' '.join(cmd)}")
-    return dt
+    return dt, _children_cpu() - cpu
 
 
 def compare(ours_glob: str, mg_glob: str, ann_path: str, sample: int) -> dict:
@@ -195,15 +204,15 @@ def main(argv=None) -> int:
                           os.path.join(work, "tf_import.log")) for _ in range(args.repeat))
     same = compare(os.path.join(work, "ours", "train-*.tfrecord"), os.path.join(work, "mg", "train-*.tfrecord"),
                    ann, args.sample)
-    ours, mg = min(ours_t), min(mg_t)
+    (ours, ours_cpu), (mg, mg_cpu), (tf_import, import_cpu) = min(ours_t), min(mg_t), tf_import
     print(f"dataset: {n_images} images, {same['instances']} polygon instances; both outputs hold the same "
           f"instances (count, classes, boxes; mask pixels equal on {same['mask_checked_images']} images)")
     print(f"workers={args.workers} shards={args.shards} (whole command, TensorFlow start-up included)")
-    print(f"tfod-seg convert       : {ours:7.2f} s  {n_images / ours:7.1f} images/s")
-    print(f"Model Garden converter : {mg:7.2f} s  {n_images / mg:7.1f} images/s")
+    print(f"tfod-seg convert       : {ours:7.2f} s  {n_images / ours:7.1f} images/s  (CPU {ours_cpu:6.2f} s)")
+    print(f"Model Garden converter : {mg:7.2f} s  {n_images / mg:7.1f} images/s  (CPU {mg_cpu:6.2f} s)")
     print(f"ratio (tfod-seg / Model Garden, images/s): {mg / ours:.2f}x")
-    print(f"TensorFlow import alone: {tf_import:.2f} s (both commands import it; tfod-seg overlaps it with "
-          f"the workers' encoding)")
+    print(f"TensorFlow import alone: {tf_import:.2f} s (CPU {import_cpu:.2f} s; both commands import it; "
+          "tfod-seg overlaps it with the workers' encoding)")
     print(f"load average at the end: {load_average()}")
     return 0
 

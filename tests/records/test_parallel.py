@@ -44,6 +44,26 @@ def test_results_in_input_order(workers):
     assert list(parallel_map(_square, range(50), workers=workers, window=4)) == [x * x for x in range(50)]
 
 
+def _pid(x):
+    return x, os.getpid()
+
+
+def test_only_the_active_workers_get_items():
+    """``active()`` limits how many workers are given items (the convert writer leaves a core to
+    TensorFlow's import that way); raising it brings the others in, order unchanged."""
+    results = list(parallel_map(_pid, range(40), workers=3, active=lambda: 1))
+    assert [x for x, _ in results] == list(range(40)) and len({p for _, p in results}) == 1
+    seen = []
+
+    def two_after_ten():
+        return 1 if len(seen) < 10 else 3
+
+    for x, pid in parallel_map(_pid, range(60), workers=3, active=two_after_ten):
+        seen.append((x, pid))
+    assert [x for x, _ in seen] == list(range(60))
+    assert len({p for _, p in seen[:10]}) == 1 and len({p for _, p in seen}) == 3
+
+
 def test_worker_exception_is_raised_for_its_item():
     got = []
     with pytest.raises(ValueError, match="three"):

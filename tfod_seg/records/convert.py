@@ -319,6 +319,14 @@ class _Buffer:
         self.nbytes = 0
 
 
+def _leave_a_core(workers: int, tf_import: BackgroundImport) -> Callable[[], int]:
+    """How many workers may encode now: while TensorFlow is imported, one core fewer than this
+    process may use (at least one worker), so the import, which every record waits for, is not
+    slowed by the workers taking turns on its core; then all of them."""
+    during_import = min(workers, max(1, default_workers() - 1))
+    return lambda: workers if tf_import.done() else during_import
+
+
 @dataclasses.dataclass
 class LocalWriter:
     """Encode in ``workers`` forked processes (default: all cores), write shards in input order
@@ -348,7 +356,8 @@ class LocalWriter:
             for w in writers.values():
                 stack.enter_context(w)  # on error: temporary shards removed, nothing renamed
             stack.callback(tf_import.join)  # never leave an import half done in a thread at exit
-            results = parallel_map(_encode_local, tasks(), workers=workers, on_start=tf_import.start)
+            results = parallel_map(_encode_local, tasks(), workers=workers, on_start=tf_import.start,
+                                   active=_leave_a_core(workers, tf_import))
             stack.callback(results.close)  # stops the worker pool now, not at garbage collection
             buffer = _Buffer(writers, tf_import)
             for k, result in enumerate(results):

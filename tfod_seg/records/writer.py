@@ -168,8 +168,9 @@ PER_WORKER = 4  # items queued per worker: one being encoded, the next ready to 
 
 
 def _dispatch(workers: List[_Worker], it: Iterator, state: dict, window: int, describe) -> None:
-    """Send items to workers with room, keeping at most ``window`` results pending."""
-    for w in sorted(workers, key=lambda w: len(w.inflight)):
+    """Send items to workers with room (the first ``state["active"]()`` workers only), keeping at
+    most ``window`` results pending."""
+    for w in sorted(workers[:max(1, state["active"]())], key=lambda w: len(w.inflight)):
         while not state["exhausted"] and len(w.inflight) < PER_WORKER and state["sent"] - state["out"] < window:
             try:
                 item = next(it)
@@ -199,9 +200,9 @@ def _collect(busy: List[_Worker], done: dict, describe) -> None:
             raise w.died(describe)
 
 
-def _pool_loop(workers: List[_Worker], it: Iterator, window: int, describe) -> Iterator:
+def _pool_loop(workers: List[_Worker], it: Iterator, window: int, describe, active) -> Iterator:
     done: dict = {}
-    state = {"sent": 0, "out": 0, "exhausted": False}
+    state = {"sent": 0, "out": 0, "exhausted": False, "active": active or (lambda: len(workers))}
     while True:
         _dispatch(workers, it, state, window, describe)
         while state["out"] in done:
@@ -221,7 +222,8 @@ def _pool_loop(workers: List[_Worker], it: Iterator, window: int, describe) -> I
 
 def parallel_map(func: Callable[[T], R], items: Iterable[T], workers: Optional[int] = None,
                  window: Optional[int] = None, on_start: Optional[Callable[[], None]] = None,
-                 describe: Callable[[T], str] = _describe) -> Iterator[R]:
+                 describe: Callable[[T], str] = _describe,
+                 active: Optional[Callable[[], int]] = None) -> Iterator[R]:
     """Yield ``func(item)`` for each item, **in input order**, computed by ``workers`` processes.
 
     ``workers`` <= 1 runs in this process. ``func`` must be a picklable module-level function.
@@ -232,6 +234,9 @@ def parallel_map(func: Callable[[T], R], items: Iterable[T], workers: Optional[i
     caller gets one KeyboardInterrupt and the workers are stopped. ``on_start()`` is called once
     the worker processes exist (e.g. to start importing a heavy module in this process without
     forking it).
+
+    ``active()``, when given, is how many of the workers may be given items now (at least one;
+    asked before each dispatch), e.g. fewer while this process needs a core for something else.
     """
     workers = default_workers() if workers is None else int(workers)
     if workers <= 1:
@@ -248,7 +253,7 @@ def parallel_map(func: Callable[[T], R], items: Iterable[T], workers: Optional[i
         pool.extend(_Worker(ctx, func) for _ in range(workers))
         if on_start is not None:
             on_start()
-        yield from _pool_loop(pool, iter(items), window or 8 * workers, describe)
+        yield from _pool_loop(pool, iter(items), window or 8 * workers, describe, active)
     finally:
         for w in pool:
             w.stop()
