@@ -59,22 +59,18 @@ def _int_id(value, where: str, path: str) -> int:
     return value
 
 
+_NUMBER_TYPES = frozenset((int, float))  # what JSON numbers decode to (a bool's type is bool)
+
+
 def _finite_numbers(values) -> Optional[Tuple[float, ...]]:
     """``values`` as floats when every one is a finite number (not a bool), else None."""
-    if not isinstance(values, (list, tuple)):
+    if not isinstance(values, (list, tuple)) or not _NUMBER_TYPES.issuperset(map(type, values)):
         return None
-    out = []
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            return None
-        try:
-            f = float(v)
-        except OverflowError:
-            return None
-        if not math.isfinite(f):
-            return None
-        out.append(f)
-    return tuple(out)
+    try:
+        out = tuple(map(float, values))
+    except OverflowError:  # an integer too large for a float
+        return None
+    return out if all(map(math.isfinite, out)) else None
 
 
 def read_coco(json_path, image_dir=None, *, drop_empty: bool = False, allow_outside_root: bool = False) -> SampleStream:
