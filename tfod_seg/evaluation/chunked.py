@@ -13,14 +13,14 @@ pycocotools' own ``accumulate`` and ``summarize``. The numbers are the whole-dat
 `COCOeval`'s, bit for bit, as long as chunks come in ascending image-id order (the order
 ``evaluate`` sorts images in).
 
-Kept per detection (at most ``maxDets[-1]`` per image and category) and area range: its
-score (float64) and, per IoU threshold, "matched" and "ignored" as booleans (pycocotools
-stores the matched ground-truth id as a float; ``accumulate`` only tests it against 0).
+Kept per detection (at most ``maxDets[-1]`` per image and category): its score (float64,
+once) and, per area range, "matched" and "ignored" at each IoU threshold as bits
+(pycocotools stores the matched ground-truth id as a float; ``accumulate`` only tests it
+against 0): 24 bytes per detection with the default 10 thresholds and 4 area ranges.
 """
 
 from __future__ import annotations
 
-import bisect
 import collections.abc
 import copy
 from typing import Dict, List, Optional, Sequence
@@ -31,57 +31,87 @@ from tfod_seg.evaluation.coco_metrics import quiet
 
 
 class _Packed:
-    """One chunk's per-image results of one (category, area range), concatenated."""
+    """One chunk's per-image results of one category. What every area range shares (which
+    images have a result, the detections' scores, where each image's detections and ground
+    truth start) is stored once; per area range, the "matched" and "ignored" flags of each
+    detection over the T IoU thresholds are bit-packed (`numpy.packbits`, 2 bytes for T=10)."""
 
-    __slots__ = ("present", "rank", "dt_start", "gt_start", "scores", "matched", "dt_ignore", "gt_ignore")
+    __slots__ = ("num_thresholds", "present", "rank", "dt_start", "gt_start", "scores", "matched", "dt_ignore",
+                 "gt_ignore")
 
-    def __init__(self, entries: Sequence[Optional[Dict]], num_thresholds: int):
-        self.present = np.array([e is not None for e in entries], bool)
+    def __init__(self, per_area: Sequence[Sequence[Optional[Dict]]], num_thresholds: int):
+        self.num_thresholds = num_thresholds
+        first = per_area[0]
+        self.present = np.array([e is not None for e in first], bool)
         self.rank = np.cumsum(self.present) - 1  # position of each present entry among them
-        found = [e for e in entries if e is not None]
-        dt_counts = [len(e["dtScores"]) for e in entries if e is not None]
-        gt_counts = [len(e["gtIgnore"]) for e in entries if e is not None]
-        self.dt_start = np.concatenate([[0], np.cumsum(dt_counts, dtype=np.int64)]).astype(np.int64)
-        self.gt_start = np.concatenate([[0], np.cumsum(gt_counts, dtype=np.int64)]).astype(np.int64)
-        empty = np.zeros((num_thresholds, 0), bool)
+        found = [e for e in first if e is not None]
+        self.dt_start = np.concatenate([[0], np.cumsum([len(e["dtScores"]) for e in found])]).astype(np.int64)
+        self.gt_start = np.concatenate([[0], np.cumsum([len(e["gtIgnore"]) for e in found])]).astype(np.int64)
         self.scores = np.concatenate([np.asarray(e["dtScores"], np.float64) for e in found] or [np.zeros(0)])
-        self.matched = np.concatenate([np.asarray(e["dtMatches"]) != 0 for e in found] or [empty], axis=1)
-        self.dt_ignore = np.concatenate([np.asarray(e["dtIgnore"], bool) for e in found] or [empty], axis=1)
-        self.gt_ignore = np.concatenate([np.asarray(e["gtIgnore"]) != 0 for e in found] or [np.zeros(0, bool)])
+        self.matched, self.dt_ignore, self.gt_ignore = [], [], []
+        empty = np.zeros((num_thresholds, 0), bool)
+        for entries in per_area:
+            area_found = [e for e in entries if e is not None]
+            scores = np.concatenate([np.asarray(e["dtScores"], np.float64) for e in area_found] or [np.zeros(0)])
+            if len(area_found) != len(found) or not np.array_equal(scores, self.scores):
+                raise ValueError("COCOeval's per-image results differ between area ranges in more than the flags")
+            self.matched.append(np.packbits(np.concatenate(
+                [np.asarray(e["dtMatches"]) != 0 for e in area_found] or [empty], axis=1), axis=0))
+            self.dt_ignore.append(np.packbits(np.concatenate(
+                [np.asarray(e["dtIgnore"], bool) for e in area_found] or [empty], axis=1), axis=0))
+            self.gt_ignore.append(np.concatenate([np.asarray(e["gtIgnore"]) != 0 for e in area_found]
+                                                 or [np.zeros(0, bool)]))
 
-    def entry(self, i: int) -> Optional[Dict]:
+    def entry(self, a: int, i: int) -> Optional[Dict]:
+        """Image ``i``'s result for area range ``a``, as ``evaluateImg`` gives what
+        ``accumulate`` reads (None: no ground truth and no detection)."""
         if not self.present[i]:
             return None
         j = int(self.rank[i])
         d0, d1 = self.dt_start[j], self.dt_start[j + 1]
         g0, g1 = self.gt_start[j], self.gt_start[j + 1]
-        return {"dtScores": self.scores[d0:d1], "dtMatches": self.matched[:, d0:d1],
-                "dtIgnore": self.dt_ignore[:, d0:d1], "gtIgnore": self.gt_ignore[g0:g1]}
+        t = self.num_thresholds
+        return {"dtScores": self.scores[d0:d1],
+                "dtMatches": np.unpackbits(self.matched[a][:, d0:d1], axis=0, count=t).astype(bool),
+                "dtIgnore": np.unpackbits(self.dt_ignore[a][:, d0:d1], axis=0, count=t).astype(bool),
+                "gtIgnore": self.gt_ignore[a][g0:g1]}
+
+    def arrays(self) -> List[np.ndarray]:
+        return [self.present, self.rank, self.dt_start, self.gt_start, self.scores, *self.matched, *self.dt_ignore,
+                *self.gt_ignore]
 
 
 class CompactEvalImgs(collections.abc.Sequence):
     """``COCOeval.evalImgs`` of all chunks, read-only, in its layout: index
     ``k * A * I + a * I + i`` (category, area range, image) gives None (no ground truth and no
-    detection) or a dict with ``dtScores``, ``dtMatches``, ``dtIgnore``, ``gtIgnore`` (views
-    into the packed arrays; what `COCOeval.accumulate` reads)."""
+    detection) or a dict with ``dtScores``, ``dtMatches``, ``dtIgnore``, ``gtIgnore`` (what
+    `COCOeval.accumulate` reads), made from the packed arrays when asked for. The entries of
+    the last (category, area range) asked for are kept until another is asked for:
+    ``accumulate`` reads each one once per ``maxDets`` value."""
 
-    __slots__ = ("num_categories", "num_areas", "num_images", "_starts", "_chunks")
+    __slots__ = ("num_categories", "num_areas", "num_images", "_starts", "_chunks", "_block", "_block_entries")
 
     def __init__(self, num_categories: int, num_areas: int):
         self.num_categories, self.num_areas = num_categories, num_areas
         self.num_images = 0
         self._starts: List[int] = []  # first image position of each chunk
-        self._chunks: List[List[_Packed]] = []  # per chunk: [k * A + a]
+        self._chunks: List[List[_Packed]] = []  # per chunk: one per category
+        self._block, self._block_entries = -1, []
 
     def add(self, eval_imgs: Sequence[Optional[Dict]], num_images: int, num_thresholds: int) -> None:
         """Append one chunk's ``evalImgs`` (``K * A * num_images`` entries, pycocotools' order)."""
         k_a = self.num_categories * self.num_areas
         if len(eval_imgs) != k_a * num_images:
             raise ValueError(f"evalImgs has {len(eval_imgs)} entries; expected {k_a} x {num_images}")
-        packed = [_Packed(eval_imgs[n * num_images:(n + 1) * num_images], num_thresholds) for n in range(k_a)]
+        per_k = []
+        for k in range(self.num_categories):
+            first = k * self.num_areas
+            per_k.append(_Packed([eval_imgs[(first + a) * num_images:(first + a + 1) * num_images]
+                                  for a in range(self.num_areas)], num_thresholds))
         self._starts.append(self.num_images)
-        self._chunks.append(packed)
+        self._chunks.append(per_k)
         self.num_images += num_images
+        self._block, self._block_entries = -1, []
 
     def __len__(self) -> int:
         return self.num_categories * self.num_areas * self.num_images
@@ -94,13 +124,18 @@ class CompactEvalImgs(collections.abc.Sequence):
         if not 0 <= index < len(self):
             raise IndexError(index)
         ka, i = divmod(index, self.num_images)
-        c = bisect.bisect_right(self._starts, i) - 1
-        return self._chunks[c][ka].entry(i - self._starts[c])
+        if ka != self._block:
+            k, a = divmod(ka, self.num_areas)
+            self._block, self._block_entries = ka, [
+                packed[k].entry(a, j) for packed, n in zip(self._chunks, self._chunk_sizes()) for j in range(n)]
+        return self._block_entries[i]
+
+    def _chunk_sizes(self) -> List[int]:
+        return [b - a for a, b in zip(self._starts, self._starts[1:] + [self.num_images])]
 
     def nbytes(self) -> int:
         """Bytes held in the packed arrays."""
-        return sum(a.nbytes for chunk in self._chunks for p in chunk
-                   for a in (p.present, p.rank, p.dt_start, p.gt_start, p.scores, p.matched, p.dt_ignore, p.gt_ignore))
+        return sum(x.nbytes for chunk in self._chunks for p in chunk for x in p.arrays())
 
 
 class ChunkedCocoEval:
