@@ -19,6 +19,11 @@ TFOD2 users expect:
   (flags, strategy, steps).
 * **Strategy**: auto | cpu | gpu | mirrored | multi_worker (reads ``TF_CONFIG``) | tpu, through
   Model Garden's `distribute_utils`; ``mixed_precision`` sets float16 on GPU, bfloat16 elsewhere.
+* **Same loop as Model Garden's runner**: the task, trainer, Orbit controller, summaries and
+  input pipeline are Model Garden's, built from the same config; checkpoints are written
+  asynchronously as ``official.vision.train`` does by default. What tfod-seg adds per loop is the
+  two train actions above (under a millisecond); no thread, determinism or tf.data setting.
+  The audit and measurements: docs/benchmarks.md, "Training wrapper and input pipeline".
 * **Transfer learning**: ``init_checkpoint`` (a checkpoint prefix or a directory, e.g. another
   run's ``model_dir``) restores the backbone and FPN decoder only
   (``task.init_checkpoint_modules: [backbone, decoder]``), so the heads are new and the number
