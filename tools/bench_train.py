@@ -184,16 +184,21 @@ def input_pipeline_check(config: str, steps: int = 20, pairs: int = 4, warmup: i
     for _ in range(cached_batches + 1):  # fill the cache (the extra read completes it) before any timing
         next(iterators["cached"])
 
+    cpu: Dict[str, List[float]] = {"cached": [], "real": []}
+
     def chunk(name: str, n: int) -> float:
         # Orbit's StandardTrainer keeps its iterator in _train_iter (the train_dataset setter would
         # start a new pipeline per chunk, timing its start-up); swap the two persistent ones.
         trainer._train_iter = iterators[name]  # pylint: disable=protected-access
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         trainer.train(tf.constant(n, tf.int32))
-        return (time.perf_counter() - t0) / n
+        wall = (time.perf_counter() - t0) / n
+        cpu[name].append((time.process_time() - c0) / n)  # this process's CPU seconds per step, all threads
+        return wall
 
     for name in ("cached", "real"):  # tracing, buffers filled, autotuning settled
         chunk(name, warmup)
+        cpu[name].clear()
     times: Dict[str, List[float]] = {"cached": [], "real": []}
     ratios = []
     for i in range(pairs):
@@ -203,22 +208,24 @@ def input_pipeline_check(config: str, steps: int = 20, pairs: int = 4, warmup: i
             times[name].append(got[name])
         ratios.append(got["real"] / got["cached"])
         print(f"pipeline pair {i + 1}/{pairs} ({order[0]} first): real {got['real'] * 1000:.0f} ms, cached "
-              f"{got['cached'] * 1000:.0f} ms per step, ratio {ratios[-1]:.3f} (load {os.getloadavg()[0]:.1f})",
-              flush=True)
+              f"{got['cached'] * 1000:.0f} ms per step, ratio {ratios[-1]:.3f}; CPU per step real "
+              f"{cpu['real'][-1]:.2f} s, cached {cpu['cached'][-1]:.2f} s (load {os.getloadavg()[0]:.1f})", flush=True)
     ds = real()
     it = iter(ds)
     for _ in range(warmup):
         next(it)
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     for _ in range(steps):
         next(it)
     input_only = (time.perf_counter() - t0) / steps
+    input_cpu = (time.process_time() - c0) / steps
     ratio = _spread(ratios)
     real_step, cached_step = statistics.median(times["real"]), statistics.median(times["cached"])
     return {"steps_per_chunk": steps, "pairs": pairs, "cached_batches": cached_batches,
             "step_seconds_real_records": real_step,
             "step_seconds_cached_batch": cached_step, "chunks": times, "pair_ratios": ratio,
-            "input_pipeline_seconds_per_batch": input_only,
+            "cpu_seconds_per_step": {k: statistics.median(v) for k, v in cpu.items()},
+            "input_pipeline_seconds_per_batch": input_only, "input_pipeline_cpu_seconds_per_batch": input_cpu,
             "input_slowdown_percent": (ratio["median"] - 1.0) * 100.0,
             "keeps_up": ratio["median"] <= 1.02}
 
@@ -265,7 +272,10 @@ def main() -> int:
         print(f"step on real records  {r['step_seconds_real_records'] * 1000:.0f} ms (median of {r['pairs']} chunks)")
         print(f"step on cached batches {r['step_seconds_cached_batch'] * 1000:.0f} ms ({r['cached_batches']} batches)")
         print(f"real / cached per pair: median {pr['median']:.3f} ({pr['min']:.3f}..{pr['max']:.3f})")
-        print(f"input pipeline alone  {r['input_pipeline_seconds_per_batch'] * 1000:.0f} ms/batch")
+        c = r["cpu_seconds_per_step"]
+        print(f"CPU time per step     real {c['real']:.2f} s, cached {c['cached']:.2f} s (this process, all threads)")
+        print(f"input pipeline alone  {r['input_pipeline_seconds_per_batch'] * 1000:.0f} ms/batch "
+              f"({r['input_pipeline_cpu_seconds_per_batch'] * 1000:.0f} ms CPU)")
         print(f"input pipeline keeps up (within 2 %): {'yes' if r['keeps_up'] else 'NO'} "
               f"({r['input_slowdown_percent']:+.1f} % step time on real records, median pair)")
     report["load_average_after"] = os.getloadavg()
