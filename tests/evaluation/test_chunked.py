@@ -130,3 +130,16 @@ def test_score_model_in_chunks_streams_the_same_files(tmp_path, fake_boxrel):
     results = json.loads((tmp_path / "one" / "results.json").read_text())
     assert len(results) == 10 and [r["image_id"] for r in results] == sorted(r["image_id"] for r in results)
     assert (tmp_path / "one" / "results.json").read_text() == json.dumps(results) + "\n"
+
+
+def test_score_model_streams_to_a_url(tmp_path, fake_boxrel):
+    """gt.json and results.json are streamed through local temporary files, then uploaded."""
+    import tensorflow as tf
+
+    records = make_records(tmp_path, n=3)
+    local = score_model(fake_boxrel, records, tmp_path / "local", chunk_images=2)
+    remote = score_model(fake_boxrel, records, "ram://score_model_stream/out", chunk_images=2)
+    assert remote == local
+    for name in ("gt.json", "results.json", "metrics.json", "confusion.csv"):
+        with tf.io.gfile.GFile(f"ram://score_model_stream/out/{name}", "rb") as f:
+            assert f.read() == (tmp_path / "local" / name).read_bytes(), name
