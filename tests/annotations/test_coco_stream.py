@@ -84,6 +84,14 @@ def test_errors_are_those_of_the_whole_file_parse(tmp_path, monkeypatch, raw):
     assert str(err.value) == f"{path}: {expected}"
 
 
+@pytest.mark.parametrize("depth", [900, 5000])
+def test_an_element_nested_too_deeply_is_one_error(tmp_path, depth):
+    seg = "[" * depth + "]" * depth
+    raw = '{"images": [], "categories": [{"id": 1, "name": "a"}], "annotations": [{"id": 1, "x": %s}]}' % seg
+    with pytest.raises(AnnotationError, match="instances.json: JSON nested too deeply"):
+        _read(tmp_path, raw=raw.encode())
+
+
 def test_dataset_errors_come_in_the_same_order_wherever_the_keys_are(tmp_path):
     doc, _ = coco_dataset(tmp_path)
     doc["images"].append({"file_name": "no-id.jpg"})
