@@ -7,6 +7,8 @@ Each command runs as its own process (tools/peak_rss.py samples the whole proces
 
   convert : tfod-seg convert --format coco instances_N.json --image-dir images --out records_N --workers W
   convert_labelme : the same annotations as one LabelMe JSON per image (--commands convert_labelme)
+  coco_reader : the COCO reader alone (tfod_seg.annotations.coco.read_coco over instances_N.json,
+            every sample built; no TensorFlow in the process), --commands coco_reader
   infer   : tfod-seg infer --model EXPORT --images images_N --out infer_N --format F --min-score 0
   score   : tfod-seg score --model EXPORT --records 'records_N/train-*.tfrecord' --out score_N
 
@@ -66,6 +68,12 @@ def labelme_folder(ann: str, img_dir: str, out: str) -> str:
     return out
 
 
+# Ends with a pause so that tools/peak_rss.py, sampling every 0.2 s, reads the process's VmHWM
+# (its peak RSS so far) at least once even when reading takes less than that.
+READ_COCO = ("import sys, time; from tfod_seg.annotations.coco import read_coco; "
+             "s = read_coco(sys.argv[1], sys.argv[2]); n = sum(1 for _ in s); print(n, 'samples'); time.sleep(0.5)")
+
+
 def commands(n: int, work: str, export: str, workers: int, formats: str) -> dict:
     data = os.path.join(work, "data")
     tfod = [sys.executable, "-m", "tfod_seg"]
@@ -76,6 +84,8 @@ def commands(n: int, work: str, export: str, workers: int, formats: str) -> dict
         "convert_labelme": tfod + ["convert", "--format", "labelme", os.path.join(work, f"labelme_{n}"), "--out",
                                    os.path.join(work, f"records_labelme_{n}"), "--workers", str(workers), "--quiet",
                                    "--allow-outside-root"],
+        "coco_reader": [sys.executable, "-c", READ_COCO, os.path.join(data, f"instances_{n}.json"),
+                        os.path.join(data, "images")],
         "infer": tfod + ["infer", "--model", export, "--images", os.path.join(work, f"images_{n}"), "--out",
                          os.path.join(work, f"infer_{n}"), "--format", formats, "--min-score", "0", "--no-progress"],
         "score": tfod + ["score", "--model", export, "--records", os.path.join(records, "train-*.tfrecord"), "--out",
