@@ -330,7 +330,11 @@ def _leave_a_core(workers: int, tf_import: BackgroundImport) -> Callable[[], int
 @dataclasses.dataclass
 class LocalWriter:
     """Encode in ``workers`` forked processes (default: all cores), write shards in input order
-    with `ShardedRecordWriter` (byte-identical output for any worker count)."""
+    with `ShardedRecordWriter` (byte-identical output for any worker count).
+
+    This process imports TensorFlow in a background thread meanwhile, with a core to itself
+    (`_leave_a_core`); unchanged local image files do not come back through the pipes but are
+    read again when their record is written (`detach_image` / `attach_image`)."""
 
     workers: Optional[int] = None
     name = "local"
