@@ -38,8 +38,11 @@ def _messy(doc):
 def test_chunk_boundaries_change_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(coco, "read_json_file", None)  # a valid file never falls back to the whole parse
     doc, _ = coco_dataset(tmp_path)
-    (tmp_path / "instances.json").write_bytes(codecs.BOM_UTF8 + json.dumps(_messy(doc), indent=1).encode())
+    doc["categories"][0]["name"] = "chien 犬 🐕"  # UTF-8 sequences of 2-4 bytes, cut by 1-byte chunks
+    (tmp_path / "instances.json").write_bytes(codecs.BOM_UTF8 + json.dumps(_messy(doc), indent=1,
+                                                                          ensure_ascii=False).encode())
     whole = _read(tmp_path)
+    assert whole[2] == ["zero", "chien 犬 🐕"]
     assert [s[0] for s in whole[0]] == ["11", "12", "13"]
     assert [len(s[2]) for s in whole[0]] == [2, 2, 0]  # id 9 kept; id 8 (NaN bbox) skipped
     assert [r["kind"] for r in whole[1]][:4] == ["missing_image_id", "bad_annotation", "bad_annotation",
