@@ -26,7 +26,11 @@ TINY_NUM_IMAGES = 48
 # Overrides turning the CPU demo template into a seconds-per-run test model.
 TINY_OVERRIDES: Dict[str, Any] = {
     "task.model.input_size": [TINY_IMAGE_SIZE, TINY_IMAGE_SIZE, 3],
+    "task.model.min_level": 2,
     "task.model.max_level": 4,
+    "task.model.anchor.anchor_size": 4.0,
+    "task.model.norm_activation.norm_momentum": 0.99,
+    "task.model.roi_sampler.foreground_fraction": 0.25,
     "task.model.backbone.resnet.model_id": 10,
     "task.model.decoder.fpn.num_filters": 32,
     "task.model.rpn_head.num_filters": 32,
