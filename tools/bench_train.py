@@ -24,6 +24,7 @@ wrapper cost is (Model Garden steps/s / tfod-seg steps/s - 1), target <= 3 %.
 """
 
 import argparse
+import gc
 import json
 import os
 import re
@@ -220,6 +221,10 @@ def input_pipeline_check(config: str, steps: int = 20, pairs: int = 4, warmup: i
         next(it)
     input_only = (time.perf_counter() - t0) / batches
     input_cpu = (time.process_time() - c0) / batches
+    # Release the pipelines before returning: live tf.data iterators can keep the process from exiting.
+    trainer._train_iter = None  # pylint: disable=protected-access
+    del it, ds, iterators
+    gc.collect()
     ratio = _spread(ratios)
     real_step, cached_step = statistics.median(times["real"]), statistics.median(times["cached"])
     return {"steps_per_chunk": steps, "pairs": pairs, "cached_batches": cached_batches,
