@@ -28,12 +28,13 @@ import gc
 import json
 import os
 import re
+import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -79,11 +80,13 @@ def _run(cmd: List[str], env: Dict[str, str], what: str) -> Tuple[subprocess.Com
     return p, wall
 
 
-def run_tfod_seg(config: str, model_dir: str, steps: int, strategy: str = "cpu", tpu_name: Optional[str] = None) -> Dict:
+def run_tfod_seg(config: str, model_dir: str, steps: int, strategy: str = "cpu", tpu_name: Optional[str] = None,
+                 extra: Sequence[str] = ()) -> Dict:
     """`tfod-seg train` in its own process; rates are Orbit's, from the run's log file (the same
     measurement Model Garden's runner prints)."""
     cmd = [sys.executable, "-m", "tfod_seg", "train", "--pipeline_config_path", config, "--model_dir", model_dir,
            "--num_train_steps", str(steps), "--strategy", strategy] + (["--tpu_name", tpu_name] if tpu_name else [])
+    cmd += list(extra)  # e.g. --time_budget 1h: the loop the demo trains with
     load = os.getloadavg()[0]
     p, wall = _run(cmd, dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), "tfod-seg train")
     with open(os.path.join(model_dir, "logs", "train.log"), encoding="utf-8") as f:
@@ -121,14 +124,15 @@ def _spread(values: List[float]) -> Dict:
 
 
 def time_cli_runs(config: str, work_dir: str, steps: int, repeats: int = 3, strategy: str = "cpu",
-                  tpu_name: Optional[str] = None) -> Dict:
+                  tpu_name: Optional[str] = None, tfod_seg_args: Sequence[str] = ()) -> Dict:
     """``repeats`` pairs of runs, alternating which runner goes first (ABBA...), so drift in the
     machine's load falls on both; returns each runner's median, min, max and the per-pair ratios."""
     experiment = read_header(config)
     ours, theirs, ratios = [], [], []
     for i in range(repeats):
         def a():
-            return run_tfod_seg(config, os.path.join(work_dir, f"tfod_seg_{i}"), steps, strategy, tpu_name)
+            return run_tfod_seg(config, os.path.join(work_dir, f"tfod_seg_{i}"), steps, strategy, tpu_name,
+                                tfod_seg_args)
 
         def b():
             return run_model_garden(config, os.path.join(work_dir, f"garden_{i}"), steps, experiment, strategy,
@@ -244,6 +248,8 @@ def main() -> int:
     p.add_argument("--strategy", default="cpu", choices=sorted(_MG_STRATEGY),
                    help="device for both runners (tpu needs --tpu_name)")
     p.add_argument("--tpu_name", default=None)
+    p.add_argument("--tfod-seg-args", default="", metavar="ARGS",
+                   help="more flags for `tfod-seg train` only, e.g. '--time_budget 1h' (the loop the demo uses)")
     p.add_argument("--pipeline-steps", type=int, default=20, help="steps per timed chunk of the input-pipeline check")
     p.add_argument("--pipeline-pairs", type=int, default=4,
                    help="pairs of chunks (real records, cached batches) in alternating order")
@@ -259,7 +265,8 @@ def main() -> int:
     report = {"config": args.config, "steps": args.steps, "repeats": args.repeats, "strategy": args.strategy,
               "load_average_before": os.getloadavg()}
     if not args.skip_cli:
-        r = time_cli_runs(args.config, work, args.steps, args.repeats, args.strategy, args.tpu_name)
+        r = time_cli_runs(args.config, work, args.steps, args.repeats, args.strategy, args.tpu_name,
+                          shlex.split(args.tfod_seg_args))
         report["cli"] = r
         for key, label in (("tfod_seg_steps_per_sec", "tfod-seg train"),
                            ("model_garden_steps_per_sec", "official.vision.train")):
