@@ -28,6 +28,8 @@ def test_garden_target_sets_precision_and_loops(records, tmp_path, target):
     assert (t.steps_per_loop, t.summary_interval, t.checkpoint_interval) == (
         want["steps_per_loop"], want["summary_interval"], want["checkpoint_interval"])
     assert (cfg.runtime.distribution_strategy == "tpu") == (target == "tpu")
+    # Model Garden's own runner builds mirrored/one_device from num_gpus (0 = the CPU, even on a GPU machine)
+    assert cfg.runtime.num_gpus == want["num_gpus"] == (1 if target == "gpu" else 0)
     assert [p for p in check_config(str(tmp_path / "g.yaml")) if "precision" in p.message or "TPU" in p.message] == []
 
 

@@ -145,6 +145,7 @@ def _runtime_updates(cfg, inputs: GenerateInputs, plan: Plan, upd: Dict[str, Any
         values = garden_target_values(inputs.target, inputs.mixed_precision)
         precision = values["mixed_precision"]
         base.update({k: v for k, v in values.items() if k in base})
+        upd["runtime.num_gpus"] = values["num_gpus"]
         note = (f"target {inputs.target} ({inputs.target_how}): {precision} precision, steps_per_loop "
                 f"{values['steps_per_loop']}, summaries every {values['summary_interval']}, checkpoints every "
                 f"{values['checkpoint_interval']} steps (clamped to training)")

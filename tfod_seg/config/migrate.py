@@ -420,7 +420,7 @@ def _runtime(m: _Migration, steps: int, target: str, how: str, strategy: Optiona
     elif bf is not None:
         m.approx("train_config.use_bfloat16", f"{str(bf).lower()}: precision follows the target ({target}: {precision})")
     m.upd.update({"runtime.mixed_precision_dtype": precision, "task.train_data.dtype": precision,
-                  "task.validation_data.dtype": precision})
+                  "task.validation_data.dtype": precision, "runtime.num_gpus": values["num_gpus"]})
     if strategy or target == "tpu":
         m.upd["runtime.distribution_strategy"] = strategy or "tpu"
     base = {k: values[k] for k in ("steps_per_loop", "summary_interval", "checkpoint_interval")}

@@ -26,7 +26,10 @@ Model Garden (experiment YAML): the target sets ``runtime.mixed_precision_dtype`
 ``dtype`` to match) and the loop sizes, from `GARDEN_TARGETS`. A TPU spends most of a short loop on
 host round trips, so its loops are Model Garden's own TPU recipe length (500 steps); a GPU loop of
 100 steps keeps progress and summaries frequent at little cost; a CPU step takes seconds, so its
-loops are short (25) to show progress and checkpoint every few minutes.
+loops are short (25) to show progress and checkpoint every few minutes. ``runtime.num_gpus`` is 1
+for a GPU target: Model Garden's own runner (``python -m official.vision.train``) builds its
+``mirrored`` / ``one_device`` strategy from it and, at its default 0, trains on the CPU even on a
+GPU machine (``tfod-seg train`` counts the visible GPUs itself and overrides it).
 
 The default target follows ``--strategy`` (``tpu`` → tpu, any other → gpu), else gpu.
 """
@@ -60,11 +63,12 @@ TF1_SYNC_FIELDS = ("train_config.sync_replicas", "train_config.replicas_to_aggre
 KEEP_ASPECT = f"{FR}.image_resizer.keep_aspect_ratio_resizer"
 
 GARDEN_TARGETS: Dict[str, Dict[str, Any]] = {
-    "cpu": {"mixed_precision": "float32", "steps_per_loop": 25, "summary_interval": 25, "checkpoint_interval": 100},
+    "cpu": {"mixed_precision": "float32", "steps_per_loop": 25, "summary_interval": 25, "checkpoint_interval": 100,
+            "num_gpus": 0},
     "gpu": {"mixed_precision": "float16", "steps_per_loop": 100, "summary_interval": 100,
-            "checkpoint_interval": 1000},
+            "checkpoint_interval": 1000, "num_gpus": 1},
     "tpu": {"mixed_precision": "bfloat16", "steps_per_loop": 500, "summary_interval": 500,
-            "checkpoint_interval": 500},
+            "checkpoint_interval": 500, "num_gpus": 0},
 }
 GARDEN_PRECISION = {t: v["mixed_precision"] for t, v in GARDEN_TARGETS.items()}
 

@@ -243,9 +243,9 @@ class _Loop:
         t0 = self.settings.clock()
         with self.plan.strategy_obj.scope(), contextlib.redirect_stdout(self.quiet):
             self.runner.controller.train(steps=target, checkpoint_at_completion=False)
-        self.meter.add(target - self.step, self.settings.clock() - t0)
+            self.checkpoints.save(target)  # where Orbit would save (every worker takes part, as there)
+        self.meter.add(target - self.step, self.settings.clock() - t0)  # the rate counts the checkpoints
         self.step = target
-        self.checkpoints.save(target)
 
     def _refit(self) -> None:
         """Budget: the total that ends in time at the measured rate; the schedule follows it."""
@@ -304,7 +304,8 @@ def run_loop(plan, runner, settings: LoopSettings, quiet, progress=None) -> Loop
         _save_schedule(plan.model_dir, settings, loop.total, None, loop.step)
     try:
         reason = loop.run()
-        loop.checkpoints.save(loop.step, force=True)  # the last checkpoint
+        with plan.strategy_obj.scope():
+            loop.checkpoints.save(loop.step, force=True)  # the last checkpoint
     finally:
         loop.checkpoints.close()
     evals = loop.evals
