@@ -32,6 +32,8 @@ setup(
         "numpy>=1.26",
         "pyyaml>=6",
         "tensorboard>=2.20",
+        # Streaming JSON (yajl C backend): COCO instances files are read element by element.
+        "ijson>=3.3",
     ],
     extras_require={
         # Conversion on Apache Beam runners (DirectRunner here; Dataflow, Flink, Spark remote).
