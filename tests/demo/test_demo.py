@@ -1,6 +1,6 @@
 """The demo orchestration (`tfod_seg.demo.run.run_demo`) and `tfod-seg demo`.
 
-A real reduced demo takes minutes on 2 cores (training a 192 px model, tracing the export),
+A real reduced demo takes minutes on 2 cores (training a 128 px model, tracing the export),
 so here the three model-building stages reuse the session's tiny trained model and its
 export (tests/garden_fixtures.py); every other stage (dataset, conversion, config generation,
 inference with the real export on the held-out images, scoring, report) runs for real.
