@@ -1,5 +1,5 @@
-"""The COCO reader streams the file into an on-disk index: same samples and skips whatever the
-chunk boundaries, json.loads semantics (member order, duplicate keys, BOM), same errors."""
+"""The COCO reader streams the file with ijson into an on-disk index: the same samples and skips
+as the whole-document parse, json.loads semantics (member order, duplicate keys, BOM), same errors."""
 
 import codecs
 import json
@@ -29,30 +29,29 @@ def _messy(doc):
     anns = doc["annotations"] + [
         {"id": 4, "image_id": 99, "category_id": 7, "bbox": [1, 1, 2, 2]},
         7, {"id": 5, "image_id": [11]}, {"id": 6, "image_id": "11", "category_id": 7, "bbox": [1, 1, 2, 2]},
-        {"id": 8, "image_id": 12, "category_id": 7, "bbox": [1.000000000000000000001, 2e0, 30.5, float("nan")]},
+        {"id": 8, "image_id": 12, "category_id": 7, "bbox": [1.000000000000000000001, 2e0, 30.5, "4"]},
         {"id": 9, "image_id": 12, "category_id": 7, "bbox": [1.25, 2.5, 3.123456789012345, 4]}]
     return {"annotations": anns, "info": {"year": 2026, "deep": [[1, [2, {"x": None}]]]},
             "images": doc["images"], "categories": doc["categories"], "licenses": []}
 
 
-def test_chunk_boundaries_change_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(coco, "read_json_file", None)  # a valid file never falls back to the whole parse
+def test_the_stream_reads_what_the_whole_document_parse_reads(tmp_path, monkeypatch):
     doc, _ = coco_dataset(tmp_path)
     doc["categories"][0]["name"] = "chien 犬 🐕"  # UTF-8 sequences of 2-4 bytes, cut by 1-byte chunks
     (tmp_path / "instances.json").write_bytes(codecs.BOM_UTF8 + json.dumps(_messy(doc), indent=1,
                                                                           ensure_ascii=False).encode())
-    whole = _read(tmp_path)
+    with monkeypatch.context() as m:
+        m.setattr(coco, "_stream_into", lambda index, f: (_ for _ in ()).throw(coco._NotStreamable("test")))
+        whole = _read(tmp_path)  # json.loads of the whole file (the fallback)
     assert whole[2] == ["zero", "chien 犬 🐕"]
     assert [s[0] for s in whole[0]] == ["11", "12", "13"]
-    assert [len(s[2]) for s in whole[0]] == [2, 2, 0]  # id 9 kept; id 8 (NaN bbox) skipped
+    assert [len(s[2]) for s in whole[0]] == [2, 2, 0]  # id 9 kept; id 8 (a string in its bbox) skipped
     assert [r["kind"] for r in whole[1]][:4] == ["missing_image_id", "bad_annotation", "bad_annotation",
                                                  "missing_image_id"]
     assert "annotations[5]: image_id must be an integer, got [11]" in whole[1][2]["reason"]
     assert "annotation id 6 points to image id '11'" in whole[1][3]["reason"]  # "11" is not 11
-    for chunk, lookahead in [(1, 1), (5, 3), (64, 16)]:
-        monkeypatch.setattr(coco, "CHUNK_BYTES", chunk)
-        monkeypatch.setattr(coco, "LOOKAHEAD_CHARS", lookahead)
-        assert _read(tmp_path) == whole
+    monkeypatch.setattr(coco, "read_json_file", None)  # a valid file never falls back to the whole parse
+    assert _read(tmp_path) == whole
 
 
 def test_a_repeated_key_keeps_its_last_value_as_json_loads_does(tmp_path):
@@ -69,9 +68,7 @@ def test_a_repeated_key_keeps_its_last_value_as_json_loads_does(tmp_path):
     codecs.BOM_UTF8 + b'{"categories": [{"id": 1, "name": "a"]}', b'{"images": "\xff"}', b"", b"[]", b"7",
     b'{"annotations": [' + b"1, " * 5000 + b"{]}",
 ])
-def test_errors_are_those_of_the_whole_file_parse(tmp_path, monkeypatch, raw):
-    monkeypatch.setattr(coco, "CHUNK_BYTES", 16)
-    monkeypatch.setattr(coco, "LOOKAHEAD_CHARS", 4)
+def test_errors_are_those_of_the_whole_file_parse(tmp_path, raw):
     path = tmp_path / "instances.json"
     path.write_bytes(raw)
     try:
@@ -126,3 +123,11 @@ def test_the_index_is_closed_when_the_stream_ends_or_fails(tmp_path, monkeypatch
     for index in opened:
         with pytest.raises(Exception, match="closed"):
             index.db.execute("SELECT 1")
+
+
+def test_a_top_level_key_that_reads_as_an_element_path_is_not_taken_for_one(tmp_path):
+    doc, _ = coco_dataset(tmp_path)
+    expected = _read(tmp_path, doc=doc)
+    doc["images.item"] = {"id": 99, "file_name": "a.jpg", "height": 48, "width": 64}
+    doc["annotations.item"] = [{"id": 98, "image_id": 11, "category_id": 7, "bbox": [1, 1, 5, 5]}]
+    assert _read(tmp_path, doc=doc) == expected

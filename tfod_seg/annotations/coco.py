@@ -23,26 +23,29 @@ RLE ``counts`` a string or a list of non-negative integers. A ``file_name`` that
 or climbs out of the image folder (``../``) is refused (a counted skip) unless
 ``allow_outside_root``.
 
-Memory does not grow with the dataset: the file is read in a stream (`_TopLevel`: the standard
-library's JSON decoder on one ``images``/``annotations`` element at a time) into a temporary
-on-disk SQLite index (`_Index`: images in file order, annotations by image id), and each image
-is built from its own rows when the stream reaches it. A COCO train2017 file (450 MB) or an
+Memory does not grow with the dataset: the file is read in a stream with ijson (three passes:
+the top level, then one ``images`` and one ``annotations`` element at a time, see
+`_stream_into`; a URL is read three times) into a temporary on-disk SQLite index (`_Index`:
+images in file order, annotations by image id), and each image is built from its own rows when
+the stream reaches it. A COCO train2017 file (450 MB) or an
 LVIS file (1 GB) costs the decoder's buffer and SQLite's page cache, not the parsed document,
 plus a temporary file of about the JSON's size in the temporary folder (``TMPDIR``).
 A file the stream cannot read (malformed, not UTF-8, not an object at the top) is parsed whole
-once, to report its error exactly as before.
+once with the standard library, to report its error exactly as before; so is a file with
+``NaN``/``Infinity`` values (not JSON, but Python's parser accepts them), whose memory then
+grows with its size as before.
 """
 
 from __future__ import annotations
 
 import codecs
-import json
 import math
 import os
 import pickle
-import re
 import sqlite3
 from typing import Dict, Iterator, List, Optional, Tuple
+
+import ijson
 
 from tfod_seg import io
 from tfod_seg.annotations.base import FormatReader, ReaderOptions, read_json_file
@@ -158,101 +161,77 @@ def _categories(categories: list, json_path: str) -> Dict[int, str]:
 # ---------------------------------------------------------------------------------------
 # Streaming the file into an on-disk index
 # ---------------------------------------------------------------------------------------
-CHUNK_BYTES = 1 << 20
-# An element is decoded only with this many characters (or the end of the file) after it in the
-# buffer, so a number is never cut at a chunk boundary.
-LOOKAHEAD_CHARS = 1 << 16
 STREAMED_ARRAYS = ("images", "annotations")
-_WS = re.compile(r"[ \t\n\r]*")
-_DECODER = json.JSONDecoder()
 PICKLE_PROTOCOL = 5
+# ijson's events that begin a value (a scalar is its own beginning and end)
+_VALUE_STARTS = frozenset(("start_map", "start_array", "null", "boolean", "integer", "double", "number", "string"))
+_EVENT_TYPES = {"start_map": dict, "start_array": list, "null": type(None), "boolean": bool, "string": str}
 
 
 class _NotStreamable(ValueError):
     """The stream met something it does not read (the whole-file parse then reports it)."""
 
 
-class _TopLevel:
-    """A JSON file whose top level is an object, read in chunks: `members()` yields
-    ``(key, value, False)`` for each member, except that the elements of an array under a key
-    in ``STREAMED_ARRAYS`` come one at a time as ``(key, element, True)`` after a
-    ``(key, list, False)`` marker. Each value is decoded by the standard library's decoder."""
+class _Shape:
+    """The top level of a COCO file from one pass over ijson's events: the type of each member's
+    (last) value, the categories, and for ``images``/``annotations`` how many elements earlier
+    members of the same name had (``json.loads`` keeps only a repeated key's last value)."""
 
     def __init__(self, f):
-        self.f = f
-        self.decoder = codecs.getincrementaldecoder("utf-8")()
-        self.buf, self.pos, self.eof, self.first = "", 0, False, True
+        self.kinds: Dict[str, type] = {}
+        self.skip = {key: 0 for key in STREAMED_ARRAYS}
+        self.categories = None
+        self._counts = {key: 0 for key in STREAMED_ARRAYS}
+        events = ijson.parse(f, use_float=True)
+        if next(events, (None, None, None))[1] != "start_map":
+            raise _NotStreamable("the top level is not an object")
+        items = {key + ".item": key for key in STREAMED_ARRAYS}
+        key = builder = None
+        for prefix, event, value in events:
+            if prefix in items:
+                if event in _VALUE_STARTS:
+                    self._counts[items[prefix]] += 1
+            elif prefix == "":
+                if event == "map_key":
+                    key = value
+                    if "." in key and key.split(".")[0] in STREAMED_ARRAYS:
+                        raise _NotStreamable(f"top-level key {key!r} reads as an element path")
+            elif prefix == key:  # the first event of a top-level member's value
+                builder = self._member(key, event, value)
+                key = None
+            elif builder is not None and prefix.startswith("categories"):
+                builder.event(event, value)
 
-    def _fill(self) -> None:
-        data = self.f.read(max(CHUNK_BYTES, len(self.buf) - self.pos, 3))  # doubles for a long element
-        self.eof = not data
-        if self.first and data.startswith(codecs.BOM_UTF8):
-            data = data[len(codecs.BOM_UTF8):]
-        self.first = False
-        self.buf = self.buf[self.pos:] + self.decoder.decode(data, final=self.eof)
-        self.pos = 0
+    def _member(self, key: str, event: str, value):
+        """Record a member's value type; returns the builder of the categories' value."""
+        self.kinds[key] = _EVENT_TYPES.get(event) or type(value)
+        if key in STREAMED_ARRAYS:
+            self.skip[key] += self._counts[key]
+            self._counts[key] = 0
+        if key != "categories":
+            return None
+        builder = ijson.ObjectBuilder()
+        builder.event(event, value)
+        self.categories = builder  # its .value once the pass is over
+        return builder
 
-    def _peek(self) -> str:
-        while True:
-            self.pos = _WS.match(self.buf, self.pos).end()
-            if self.pos < len(self.buf) or self.eof:
-                return self.buf[self.pos:self.pos + 1]
-            self._fill()
 
-    def _expect(self, chars: str) -> str:
-        c = self._peek()
-        if not c or c not in chars:
-            raise _NotStreamable(f"expected one of {chars!r} at character {self.pos}")
-        self.pos += 1
-        return c
-
-    def _value(self):
-        self._peek()  # past whitespace
-        while True:
-            if len(self.buf) - self.pos < LOOKAHEAD_CHARS and not self.eof:
-                self._fill()
-            try:
-                value, end = _DECODER.raw_decode(self.buf, self.pos)
-            except json.JSONDecodeError:
-                if self.eof:
-                    raise
-                self._fill()  # an element longer than the buffer: read on
-                continue
-            if end == len(self.buf) and not self.eof:
-                self._fill()
-                continue
-            self.pos = end
-            return value
-
-    def members(self) -> Iterator[tuple]:
-        self._expect("{")
-        if self._peek() == "}":
-            self.pos += 1
-        else:
-            while True:
-                key = self._value()
-                if not isinstance(key, str):
-                    raise _NotStreamable("object key is not a string")
-                self._expect(":")
-                if key in STREAMED_ARRAYS and self._peek() == "[":
-                    yield from self._array(key)
-                else:
-                    yield key, self._value(), False
-                if self._expect(",}") == "}":
-                    break
-        if self._peek():
-            raise _NotStreamable("extra data after the top-level object")
-
-    def _array(self, key: str) -> Iterator[tuple]:
-        self.pos += 1
-        yield key, list, False
-        if self._peek() == "]":
-            self.pos += 1
-            return
-        while True:
-            yield key, self._value(), True
-            if self._expect(",]") == "]":
-                return
+def _stream_into(index: "_Index", f) -> None:
+    """Fill ``index`` from an open COCO file: the top level with `_Shape`, then the elements of
+    ``images`` and ``annotations`` one at a time (ijson builds each in C), one pass each."""
+    start = len(codecs.BOM_UTF8) if f.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8 else 0
+    f.seek(start)
+    shape = _Shape(f)
+    index.kinds = shape.kinds
+    categories = shape.categories.value if shape.categories is not None else None
+    index.categories = categories if isinstance(categories, list) else []
+    for key in STREAMED_ARRAYS:
+        if shape.kinds.get(key) is not list:
+            continue
+        f.seek(start)
+        for i, value in enumerate(ijson.items(f, key + ".item", use_float=True)):
+            if i >= shape.skip[key]:
+                index.add(key, value, True)
 
 
 def _id_key(value) -> Optional[str]:
@@ -292,13 +271,14 @@ class _Index:
         self.db.close()
 
     def add(self, key: str, value, element: bool) -> None:
-        """One ``(key, value, element)`` from `_TopLevel.members` (a later duplicate key replaces
-        an earlier one, as in ``json.loads``). Rows hold pickles: loading one is ten times faster
-        than decoding its JSON again (the database is this process's own, deleted after use)."""
+        """A top-level member ``key`` with its whole ``value`` (``element`` False; a repeated key
+        replaces the earlier value, as in ``json.loads``), or one ``value`` of its array. Rows
+        hold pickles: loading one is ten times faster than decoding its JSON again (the database
+        is this process's own, deleted after use)."""
         if not element:
-            self.kinds[key] = list if value is list else type(value)
-            if value is list or key in STREAMED_ARRAYS:
-                self._restart(key, value if value is not list else [])
+            self.kinds[key] = type(value)
+            if key in STREAMED_ARRAYS:
+                self._restart(key, value)
             elif key == "categories":
                 self.categories = value if isinstance(value, list) else []
         elif key == "images":
@@ -371,9 +351,8 @@ def _load_index(json_path: str) -> _Index:
     index = _Index()
     try:
         with io.open_file(json_path, "rb") as f:
-            for key, value, element in _TopLevel(f).members():
-                index.add(key, value, element)
-    except (ValueError, OSError, RecursionError, UnicodeDecodeError, UserError):
+            _stream_into(index, f)
+    except (ijson.JSONError, ValueError, OSError, RecursionError, UserError):
         index.close()
         doc = read_json_file(json_path, "COCO annotation file")
         if not isinstance(doc, dict):
