@@ -58,9 +58,9 @@ def test_only_the_active_workers_get_items():
     def two_after_ten():
         return 1 if len(seen) < 10 else 3
 
-    for x, pid in parallel_map(_pid, range(60), workers=3, active=two_after_ten):
+    for x, pid in parallel_map(_pid, range(200), workers=3, active=two_after_ten):
         seen.append((x, pid))
-    assert [x for x, _ in seen] == list(range(60))
+    assert [x for x, _ in seen] == list(range(200))
     assert len({p for _, p in seen[:10]}) == 1 and len({p for _, p in seen}) == 3
 
 
