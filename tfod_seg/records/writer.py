@@ -77,25 +77,9 @@ def _describe(item) -> str:
     return f"item {type(item).__name__}"
 
 
-def _send_results(results, outbox: "queue.SimpleQueue") -> None:  # a thread of a worker process
-    """Send the worker's results as they come, so that encoding goes on while the parent is busy
-    (its main thread waits for the GIL while TensorFlow imports, and the pipe holds ~64 kB)."""
-    while True:
-        out = outbox.get()
-        if out is None:
-            return
-        try:
-            results.send(out)
-        except (BrokenPipeError, EOFError, OSError):
-            return
-        except Exception as e:  # an unpicklable result
-            results.send((out[0], False, RuntimeError(f"{type(out[2]).__name__}: {out[2]} (not picklable: {e})")))
-
-
 def _worker_main(tasks, results, func) -> None:  # runs in a forked worker process
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: no worker tracebacks
     inbox: "queue.SimpleQueue" = queue.SimpleQueue()
-    outbox: "queue.SimpleQueue" = queue.SimpleQueue()
 
     def read_tasks():  # always drains the task pipe, so the parent never blocks sending
         while True:
@@ -108,21 +92,21 @@ def _worker_main(tasks, results, func) -> None:  # runs in a forked worker proce
                 return
 
     threading.Thread(target=read_tasks, daemon=True).start()
-    sender = threading.Thread(target=_send_results, args=(results, outbox), daemon=True)
-    sender.start()
-    try:
-        while sender.is_alive():
-            msg = inbox.get()
-            if msg is None:
-                return
-            seq, item = msg
-            try:
-                outbox.put((seq, True, func(item)))
-            except BaseException as e:  # re-raised in the parent for the item that caused it
-                outbox.put((seq, False, _portable(e)))
-    finally:
-        outbox.put(None)
-        sender.join()
+    while True:
+        msg = inbox.get()
+        if msg is None:
+            return
+        seq, item = msg
+        try:
+            out = (seq, True, func(item))
+        except BaseException as e:  # re-raised in the parent for the item that caused it
+            out = (seq, False, _portable(e))
+        try:
+            results.send(out)
+        except (BrokenPipeError, EOFError, OSError):
+            return
+        except Exception as e:  # an unpicklable result
+            results.send((seq, False, RuntimeError(f"{type(out[2]).__name__}: {out[2]} (not picklable: {e})")))
 
 
 def _portable(e: BaseException) -> BaseException:
@@ -141,6 +125,20 @@ def _portable(e: BaseException) -> BaseException:
         return UserError(str(e)) if isinstance(e, UserError) else RuntimeError(f"{type(e).__name__}: {e}")
 
 
+PIPE_BYTES = 1 << 20
+
+
+def _grow_pipe(conn) -> None:
+    """Give a pipe 1 MB of kernel buffer (Linux; 64 kB by default), so that ~150 results wait
+    in it, sent and safe, while the parent's main thread waits for the GIL during TensorFlow's
+    import (a worker sends each result before it starts the next item, so a dead worker's
+    item is still the first one unanswered). Left as is where the system does not allow it."""
+    import fcntl
+
+    with contextlib.suppress(AttributeError, OSError):
+        fcntl.fcntl(conn.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+
+
 class _Worker:
     """One forked process with a task pipe and a result pipe. A thread in the worker drains the
     task pipe, so the parent's sends never wait on the worker's; ``inflight`` holds the items
@@ -149,6 +147,8 @@ class _Worker:
     def __init__(self, ctx, func):
         tasks_r, self.tasks = ctx.Pipe(duplex=False)
         self.results, results_w = ctx.Pipe(duplex=False)
+        for conn in (self.tasks, self.results):
+            _grow_pipe(conn)
         self.proc = ctx.Process(target=_worker_main, args=(tasks_r, results_w, func), daemon=True)
         self.proc.start()
         tasks_r.close()
@@ -181,7 +181,8 @@ class _Worker:
 
 
 # Items queued per worker: enough to keep it encoding for ~0.2 s (7 ms per photo) while the
-# parent cannot send (its main thread waits for the GIL during parts of TensorFlow's import).
+# parent cannot send (its main thread waits for the GIL during parts of TensorFlow's import);
+# their results wait in the pipe (`_grow_pipe`).
 PER_WORKER = 32
 
 
