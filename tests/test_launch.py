@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 
@@ -17,7 +18,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _config(tmp_path, train="gs://b/rec/train-*", val="gs://b/rec/val-*", batch=8, name="garden.yaml") -> str:
     text = open(os.path.join(REPO, "pipelines", "garden_cpu_demo.yaml"), encoding="utf-8").read()
     text = text.replace("TRAIN_RECORDS", train).replace("VAL_RECORDS", val)
-    text = text.replace("global_batch_size: 8", f"global_batch_size: {batch}")
+    text = re.sub(r"global_batch_size: \d+", f"global_batch_size: {batch}", text)  # train and val
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     return str(path)

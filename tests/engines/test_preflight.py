@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 
@@ -184,7 +185,7 @@ def test_tfod_use_tpu_batch_and_eval_reader(tmp_path):
 def _garden_config(tmp_path, train="gs://b/rec/train-*", val="gs://b/rec/val-*", batch=8, dtype="float32") -> str:
     text = open(os.path.join(REPO, "pipelines", "garden_cpu_demo.yaml"), encoding="utf-8").read()
     text = text.replace("TRAIN_RECORDS", train).replace("VAL_RECORDS", val)
-    text = text.replace("global_batch_size: 8", f"global_batch_size: {batch}")
+    text = re.sub(r"global_batch_size: \d+", f"global_batch_size: {batch}", text)  # train and val
     text = text.replace("mixed_precision_dtype: float32", f"mixed_precision_dtype: {dtype}")
     path = tmp_path / "garden.yaml"
     path.write_text("# label map: /data/label_map.pbtxt (3 classes: a, b, c)\n" + text, encoding="utf-8")
