@@ -32,16 +32,14 @@ def _cpu() -> float:
 
 
 def _dataset(root: str, size: int) -> str:
-    from tfod_seg.annotations.labelme import read_labelme
-    from tfod_seg.demo.shapes import generate_shapes_dataset
-    from tfod_seg.records.convert import convert_dataset
+    """The demo's dataset at ``size`` px, made once under ``root`` (`bench_engines.make_records`)."""
+    from bench_engines import make_records
 
     data = os.path.join(root, f"data{size}")
-    if not os.path.exists(os.path.join(data, "records", "report.json")):
-        shapes = generate_shapes_dataset(os.path.join(data, "ds"), 500, size, 0)
-        convert_dataset(read_labelme(os.path.join(data, "ds")), os.path.join(data, "records"),
-                        label_map=shapes["label_map"], val_fraction=0.2, seed=0, strict=True)
-    return os.path.join(data, "records")
+    records = os.path.join(data, "records")
+    if not os.path.exists(os.path.join(records, "report.json")):
+        make_records(data, num_images=500, image_size=size, seed=0)
+    return records
 
 
 def main() -> None:

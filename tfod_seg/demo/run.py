@@ -63,7 +63,7 @@ IMAGE_SIZE = 128
 TIME_BUDGET = "8m"  # the whole demo, dataset to report
 MAX_STEPS = 1200  # training stops here on a fast machine (the template's train_steps)
 STEPS_PER_LOOP = 10  # short loops: the budget is checked (and the rate measured) after each
-#: Cost of the stages after training (final evaluation, export, inference, scoring, report),
+#: Cost of the stages after training (export, inference, scoring, report),
 #: in training steps of the demo model: measured as their wall time x training steps/s in one
 #: run; the reserve in seconds is this divided by the steps/s measured while training.
 POST_TRAIN_STEPS = 150
