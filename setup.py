@@ -34,6 +34,10 @@ setup(
         "tensorboard>=2.20",
         # Streaming JSON (yajl C backend): COCO instances files are read element by element.
         "ijson>=3.3",
+        # TFRecord checksums (C) and tf.train.Example without TensorFlow (TFDS' copy of the proto):
+        # `convert` to local folders never imports TensorFlow.
+        "google-crc32c>=1.5",
+        "tensorflow-datasets>=4.9",
     ],
     extras_require={
         # Conversion on Apache Beam runners (DirectRunner here; Dataflow, Flink, Spark remote).

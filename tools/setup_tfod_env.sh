@@ -33,7 +33,8 @@ want=$(cat "$0" "$PINS" setup.py | sha256sum | cut -d' ' -f1)
 check() {
     "$VENV/bin/python" - <<'PY' 2>/dev/null
 import importlib.util, sys
-for name in ("tensorflow", "object_detection", "tf_slim", "pycocotools", "pytest", "ijson", "tfod_seg"):
+for name in ("tensorflow", "object_detection", "tf_slim", "pycocotools", "pytest", "ijson", "google_crc32c",
+             "tfod_seg"):
     if importlib.util.find_spec(name) is None:
         sys.exit(1)
 sys.exit(0 if "tfod_seg_tfod2_compat" in sys.modules else 1)  # the start-up hook ran
@@ -85,7 +86,7 @@ quiet "${PIP[@]}" install -q -c "$PINS" \
     tensorflow==2.15.1 tf-models-official==2.15.0 tf-keras==2.15.1 tensorflow-io==0.37.1 \
     tf-slim pycocotools scipy pandas contextlib2 lxml matplotlib pillow six Cython \
     pyparsing==2.4.7 \
-    tqdm pyyaml opencv-python-headless pytest pytest-timeout hypothesis ijson
+    tqdm pyyaml opencv-python-headless pytest pytest-timeout hypothesis ijson google-crc32c
 # 2. The TFOD2 source snapshot, without its declared (unneeded) dependencies; lvis (imported by
 #    TFOD2's evaluation code) also without its own, which would add opencv-python beside the
 #    opencv-python-headless that tf-models-official brings (two cv2 builds overwrite each other).
