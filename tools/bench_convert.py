@@ -8,7 +8,8 @@ polygon instances per image, some in two parts), converts it with
   * Model Garden: python -m official.vision.data.create_coco_tf_record --include_masks
                   --num_processes W --num_shards S
 
-(same processes and shards, each timed as a whole command, TensorFlow start-up included),
+(same processes and shards, each timed as a whole command, start-up included: Model Garden's
+imports TensorFlow, tfod-seg's writes local shards without it),
 checks both outputs hold the same instances (count per image, class ids, and mask pixels on a
 sample of images), and prints images/s for each and the ratio.
 
@@ -207,12 +208,12 @@ def main(argv=None) -> int:
     (ours, ours_cpu), (mg, mg_cpu), (tf_import, import_cpu) = min(ours_t), min(mg_t), tf_import
     print(f"dataset: {n_images} images, {same['instances']} polygon instances; both outputs hold the same "
           f"instances (count, classes, boxes; mask pixels equal on {same['mask_checked_images']} images)")
-    print(f"workers={args.workers} shards={args.shards} (whole command, TensorFlow start-up included)")
+    print(f"workers={args.workers} shards={args.shards} (whole command, start-up included)")
     print(f"tfod-seg convert       : {ours:7.2f} s  {n_images / ours:7.1f} images/s  (CPU {ours_cpu:6.2f} s)")
     print(f"Model Garden converter : {mg:7.2f} s  {n_images / mg:7.1f} images/s  (CPU {mg_cpu:6.2f} s)")
     print(f"ratio (tfod-seg / Model Garden, images/s): {mg / ours:.2f}x")
-    print(f"TensorFlow import alone: {tf_import:.2f} s (CPU {import_cpu:.2f} s; both commands import it; "
-          "tfod-seg overlaps it with the workers' encoding)")
+    print(f"TensorFlow import alone: {tf_import:.2f} s (CPU {import_cpu:.2f} s; Model Garden's converter imports it, "
+          "tfod-seg convert to a local folder does not)")
     print(f"load average at the end: {load_average()}")
     return 0
 
