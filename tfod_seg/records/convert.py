@@ -335,7 +335,11 @@ class LocalWriter:
     This process imports the Example proto (TensorFlow Datasets' copy, ~0.3 s; no TensorFlow
     for local outputs) in a background thread meanwhile, with a core to itself
     (`_leave_a_core`); unchanged local image files do not come back through the pipes but are
-    read again when their record is written (`detach_image` / `attach_image`)."""
+    read again when their record is written (`detach_image` / `attach_image`).
+
+    Speed (``.venv/bin/python tools/bench_convert.py --images 300 --workers 2 --shards 4``,
+    quiet 2-core machine): 300 / 1000 / 3000 COCO images in 1.74 / 4.52 / 11.86 s, 4.60x /
+    3.08x / 2.48x Model Garden's ``create_coco_tf_record`` (docs/benchmarks.md, Convert)."""
 
     workers: Optional[int] = None
     name = "local"
