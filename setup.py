@@ -56,6 +56,6 @@ setup(
             "apache-beam>=2.77", "google-cloud-aiplatform>=2.7", "tf2onnx>=1.17", "onnxruntime>=1.31",
         ],
     },
-    entry_points={"console_scripts": ["tfod-seg=tfod_seg.cli:main"]},
+    entry_points={"console_scripts": ["tfod-seg=tfod_seg.cli:console_main"]},
     include_package_data=True,
 )

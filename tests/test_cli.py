@@ -52,3 +52,40 @@ def test_cli_pixel_limit_default_matches_the_library():
     from tfod_seg.data.images import DEFAULT_MAX_PIXELS as LIB
 
     assert DEFAULT_MAX_PIXELS == LIB
+
+
+def _console(tmp_path, argv, import_tf: bool):
+    # A tf.data iterator with autotuning left alive at exit, as after `tfod-seg train` / `demo`:
+    # the interpreter's teardown would wait for its autotune thread (up to a minute).
+    code = (
+        "import atexit, logging, sys\n"
+        + ("import tensorflow as tf\n"
+           "it = iter(tf.data.Dataset.range(10**6).map(lambda x: x + 1, num_parallel_calls=tf.data.AUTOTUNE)"
+           ".prefetch(tf.data.AUTOTUNE))\n"
+           "next(it)\n" if import_tf else "")
+        + "atexit.register(lambda: print('TEARDOWN', flush=True))\n"
+        f"logging.basicConfig(filename={str(tmp_path / 'run.log')!r}, level=logging.INFO)\n"
+        "logging.getLogger('tfod_seg.test').info('LOGGED')\n"
+        f"sys.argv = ['tfod-seg'] + {argv!r}\n"
+        "from tfod_seg.cli import console_main\n"
+        "console_main()\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+def test_console_script_flushes_then_skips_tensorflow_teardown(tmp_path):
+    done = _console(tmp_path, ["templates"], import_tf=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "garden_cpu_demo" in done.stdout  # the command's output is flushed
+    assert "TEARDOWN" not in done.stdout  # os._exit: no interpreter teardown
+    assert "LOGGED" in (tmp_path / "run.log").read_text()  # log files are flushed and closed
+    failed = _console(tmp_path, ["export", "--pipeline_config_path", str(tmp_path / "missing.yaml"),
+                                 "--trained_checkpoint_dir", str(tmp_path), "--output_directory", str(tmp_path / "o")],
+                      import_tf=True)
+    assert failed.returncode == 2 and "error:" in failed.stderr and "missing.yaml" in failed.stderr
+
+
+def test_console_script_without_tensorflow_exits_normally(tmp_path):
+    done = _console(tmp_path, ["templates"], import_tf=False)
+    assert done.returncode == 0 and "garden_cpu_demo" in done.stdout
+    assert "TEARDOWN" in done.stdout

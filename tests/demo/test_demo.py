@@ -167,3 +167,14 @@ def test_cli_demo_prints_mask_ap_and_wall_time(monkeypatch, tmp_path, capsys):
     assert "mask AP 0.660" in captured.out and "box AP 0.710" in captured.out
     assert "wall time 5 min 2 s" in captured.out
     assert f"[{len(demo.STAGES)}/{len(demo.STAGES)}] report done" in captured.err
+
+
+def test_post_train_reserve_is_the_measured_startup_times_the_factor():
+    from tfod_seg.demo import run as demo_run
+
+    now = [100.0]
+    reserve = demo_run._PostTrainReserve(start=70.0, clock=lambda: now[0])
+    assert reserve(None) == 0.0  # no rate yet: training's first loop is still running
+    assert reserve(5.0) == pytest.approx(demo_run.POST_TRAIN_FACTOR * 30.0)  # 30 s from the start
+    now[0] = 400.0  # later calls keep the start-up measured at the first
+    assert reserve(2.0) == pytest.approx(demo_run.POST_TRAIN_FACTOR * 30.0)

@@ -296,6 +296,14 @@ def _wait_for_checkpoint(runner) -> None:
         manager.sync()
 
 
+def _flush_summaries(controller) -> None:
+    """Write Orbit's buffered TensorBoard summaries now: they must not depend on the writers'
+    destructors, which the console command skips (`tfod_seg.cli.console_main`)."""
+    for manager in {id(m): m for m in (getattr(controller, "summary_manager", None),
+                                       getattr(controller, "eval_summary_manager", None)) if m is not None}.values():
+        manager.flush()
+
+
 def _execute(plan: _Plan, runner, progress: _ProgressAction, settings: loop.LoopSettings) -> loop.LoopResult:
     """Train (one Model Garden call, or `loop.run_loop` with a budget or evaluations); a NaN/inf
     loss or Model Garden's recovery giving up → `EngineError`."""
@@ -377,6 +385,7 @@ def train(config_path, model_dir, *, num_train_steps: Optional[int] = None,
     logger.info("training %s from step %d to %d in %s", plan.experiment, start_step, plan.total, model_dir)
     t_train = time.perf_counter()
     done = _execute(plan, runner, progress, settings)
+    _flush_summaries(runner.controller)
     ckpt = runtime.latest_checkpoint(model_dir)[0] if runtime.is_chief(plan.strategy_obj) else None
     plan.total = done.total_steps
     return plan.summary(start_step=start_step, final_step=done.final_step, trained_steps=done.final_step - start_step,
