@@ -85,10 +85,12 @@ def test_a_killed_worker_fails_the_run_naming_its_item():
 
 
 SCRIPT = textwrap.dedent("""
-    import sys, time
+    import os, signal, sys, time
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a terminal's default, whatever the test runner had
     import tfod_seg.records.convert as convert
 
     def slow(args):
+        open(os.path.join(sys.argv[2] + ".encoding"), "a").close()  # tells the test a worker is encoding
         time.sleep(0.5)
         return convert.encode_task(args)
 
@@ -106,7 +108,10 @@ def test_ctrl_c_during_convert_exits_130_with_one_line(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(tmp_path / "in"), str(tmp_path / "out")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     assert proc.stdout.readline().strip() == "started"
-    time.sleep(3)  # workers are encoding
+    marker = tmp_path / "out.encoding"
+    while not marker.exists() and proc.poll() is None:  # wait until a worker encodes (no fixed sleep)
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, (out, err)
