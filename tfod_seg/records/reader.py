@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Iterator, List, Optional, Sequence, Union
 from tfod_seg import io
 from tfod_seg.data.images import decode_rgb, open_image
 from tfod_seg.errors import UserError
+from tfod_seg.records.example import example_pb2
 
 if TYPE_CHECKING:
     import numpy as np
@@ -96,11 +97,10 @@ def parse_example(serialized: bytes, path: str = "", index: int = 0, decode_mask
     >= 0.5); ``raw_masks`` keeps the stored values so `inspect` can check they were binary.
     """
     import numpy as np
-    from tensorflow.core.example import example_pb2
 
     where = f"{path}#{index}"
     try:
-        ex = example_pb2.Example.FromString(serialized)
+        ex = example_pb2().Example.FromString(serialized)
     except Exception as e:  # google.protobuf.message.DecodeError
         raise UserError(f"{path}: record {index} is not a tf.train.Example ({e})") from None
     f = ex.features.feature

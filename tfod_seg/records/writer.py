@@ -134,9 +134,10 @@ PIPE_BYTES = 1 << 20
 
 def _grow_pipe(conn) -> None:
     """Give a pipe 1 MB of kernel buffer (Linux; 64 kB by default), so that ~150 results wait
-    in it, sent and safe, while the parent's main thread waits for the GIL during TensorFlow's
-    import (a worker sends each result before it starts the next item, so a dead worker's
-    item is still the first one unanswered). Left as is where the system does not allow it."""
+    in it, sent and safe, while the parent's main thread is busy elsewhere (tuned when it waited
+    for the GIL during TensorFlow's import; now it imports only the Example proto, ~0.3 s) (a
+    worker sends each result before it starts the next item, so a dead worker's item is still
+    the first one unanswered). Left as is where the system does not allow it."""
     import fcntl
 
     with contextlib.suppress(AttributeError, OSError):
@@ -185,8 +186,8 @@ class _Worker:
 
 
 # Items queued per worker: enough to keep it encoding for ~0.2 s (7 ms per photo) while the
-# parent cannot send (its main thread waits for the GIL during parts of TensorFlow's import);
-# their results wait in the pipe (`_grow_pipe`).
+# parent cannot send (chosen when its main thread waited for the GIL during parts of
+# TensorFlow's import; the Example proto's import is shorter); results wait in the pipe (`_grow_pipe`).
 PER_WORKER = 32
 
 

@@ -299,8 +299,7 @@ def _wait_for_checkpoint(runner) -> None:
 def _flush_summaries(controller) -> None:
     """Write Orbit's buffered TensorBoard summaries now: they must not depend on the writers'
     destructors, which the console command skips (`tfod_seg.cli.console_main`)."""
-    for manager in {id(m): m for m in (getattr(controller, "summary_manager", None),
-                                       getattr(controller, "eval_summary_manager", None)) if m is not None}.values():
+    for manager in (controller.summary_manager, controller.eval_summary_manager):  # may be one object: a no-op
         manager.flush()
 
 
